@@ -1,0 +1,253 @@
+"""Reading, recognising and writing SwinIR weights.
+
+What a network *is* lives in :mod:`swinir.network` and :mod:`swinir.presets`; this module only recognises
+weights: it reads reference ``.pth`` files (never unpickling code: ``torch.load(weights_only=True)``) and
+safetensors files, infers the architecture from the tensor names and shapes, and writes safetensors whose
+metadata carries the config so that they load with no further information.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import SwinIRError
+from .network import SwinIR, relative_position_index, shift_attention_mask
+from .presets import ModelConfig, Preset, get_preset
+
+CONFIG_KEY = "swinir.config"
+METADATA_PREFIX = "swinir."
+DERIVED_BUFFERS = re.compile(r".*\.(attn\.relative_position_index|attn_mask)$")
+StateDict = dict[str, torch.Tensor]
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[StateDict, dict[str, str]]:
+    """The state dict and the ``swinir.*`` metadata (empty for ``.pth``) of a weights file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SwinIRError(f"{path}: no such weights file; pass the path of a .pth or .safetensors checkpoint")
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = dict(f.metadata() or {})
+                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+        except Exception as err:
+            raise SwinIRError(f"{path}: not a readable safetensors file ({err}); re-download or re-export it") from err
+        return state, {k: v for k, v in meta.items() if k.startswith(METADATA_PREFIX)}
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise SwinIRError(
+            f"{path}: refused to load: the file holds pickled objects other than tensors (possibly code); "
+            "only plain state dicts are loaded. If you trust it, convert it in its own environment."
+        ) from err
+    except Exception as err:
+        raise SwinIRError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    return _unwrap_state_dict(obj, path), {}
+
+
+def _unwrap_state_dict(obj: Any, path: Path) -> StateDict:
+    """Top-level ``params_ema`` wins over ``params``; otherwise the object itself must be a state dict."""
+    if isinstance(obj, Mapping):
+        for key in ("params_ema", "params", "state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SwinIRError(
+            f"{path}: not a SwinIR state dict (expected a mapping of tensor names to tensors, "
+            "possibly under 'params_ema' or 'params')"
+        )
+    return {str(k).removeprefix("module."): v for k, v in obj.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Recognising
+# --------------------------------------------------------------------------------------------------
+
+
+def infer_config(state: Mapping[str, torch.Tensor]) -> ModelConfig:
+    """Recover the architecture from tensor names and shapes (reference key layout).
+
+    ``img_range`` cannot be read from weights: it is 255 for the JPEG models (the only ones with window 7
+    and no upsampler) and 1 otherwise, as in every published checkpoint. ``img_size`` is read from a stored
+    shift mask when there is one (it only matters for those buffers).
+    """
+    try:
+        conv_first = state["conv_first.weight"]
+    except KeyError:
+        raise SwinIRError("not a SwinIR state dict: it has no 'conv_first.weight'") from None
+    embed_dim, in_chans = conv_first.shape[:2]
+    depths: list[int] = []
+    heads: list[int] = []
+    while f"layers.{len(depths)}.residual_group.blocks.0.attn.qkv.weight" in state:
+        i = len(depths)
+        block_norm = re.compile(rf"layers\.{i}\.residual_group\.blocks\.\d+\.norm1\.weight")
+        depths.append(sum(1 for k in state if block_norm.fullmatch(k)))
+        heads.append(state[f"layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table"].shape[1])
+    if not depths:
+        raise SwinIRError("not a SwinIR state dict: no 'layers.0.residual_group.blocks.0' found")
+    table = state["layers.0.residual_group.blocks.0.attn.relative_position_bias_table"]
+    window = (math.isqrt(table.shape[0]) + 1) // 2
+    mlp_ratio = state["layers.0.residual_group.blocks.0.mlp.fc1.weight"].shape[0] / embed_dim
+    resi = "3conv" if "conv_after_body.0.weight" in state else "1conv"
+
+    if "conv_up1.weight" in state:
+        upsampler, upscale = "nearest+conv", 4 if "conv_up2.weight" in state else 2
+    elif "conv_before_upsample.0.weight" in state:
+        upsampler = "pixelshuffle"
+        convs = [k for k in state if re.fullmatch(r"upsample\.\d+\.weight", k)]
+        first = state["upsample.0.weight"].shape[0] // state["upsample.0.weight"].shape[1]
+        upscale = 3 if first == 9 else 2 ** len(convs)
+    elif "upsample.0.weight" in state:
+        upsampler = "pixelshuffledirect"
+        upscale = math.isqrt(state["upsample.0.weight"].shape[0] // in_chans)
+    else:
+        upsampler, upscale = "", 1
+
+    img_size = 64
+    mask = next((v for k, v in state.items() if k.endswith(".attn_mask")), None)
+    if mask is not None and mask.ndim == 3:
+        img_size = math.isqrt(mask.shape[0]) * window
+    img_range = 255.0 if (upsampler == "" and window == 7) else 1.0
+    return ModelConfig(
+        upscale=upscale, in_chans=in_chans, img_size=img_size, window_size=window, img_range=img_range,
+        depths=tuple(depths), embed_dim=embed_dim, num_heads=tuple(heads), mlp_ratio=mlp_ratio,
+        upsampler=upsampler, resi_connection=resi,
+    )
+
+
+def check_state_dict(model: torch.nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """Raise one clear line when ``state`` does not fit ``model``: missing, unexpected, mis-shaped tensors."""
+    expected = model.state_dict()
+    given = {k: v for k, v in state.items() if not DERIVED_BUFFERS.match(k)}
+    missing = sorted(set(expected) - set(given))
+    unexpected = sorted(set(given) - set(expected))
+    shapes = [
+        f"{k} {tuple(given[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(given))
+        if given[k].shape != expected[k].shape
+    ]
+    if missing or unexpected or shapes:
+
+        def listing(label: str, items: list[str]) -> str:
+            return f"{len(items)} {label} ({', '.join(items[:4])}{', ...' if len(items) > 4 else ''})"
+
+        parts = [listing(n, x) for n, x in (("missing", missing), ("unexpected", unexpected),
+                                             ("shape conflicts", shapes)) if x]
+        raise SwinIRError(
+            "checkpoint does not match the model: " + "; ".join(parts)
+            + ". Use the preset it was trained with, or omit --preset to infer it"
+        )
+
+
+def resolve_config(state: Mapping[str, torch.Tensor], meta: Mapping[str, str],
+                   preset: str | Preset | ModelConfig | None) -> ModelConfig:
+    """The config to build: an explicit preset, else the file's metadata, else inferred from the weights."""
+    if isinstance(preset, ModelConfig):
+        return preset
+    if isinstance(preset, Preset):
+        return preset.config
+    if isinstance(preset, str):
+        return get_preset(preset).config
+    if CONFIG_KEY in meta:
+        try:
+            return ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+        except json.JSONDecodeError as err:
+            raise SwinIRError(f"the '{CONFIG_KEY}' metadata is not valid JSON ({err})") from err
+    return infer_config(state)
+
+
+def load(path: str | os.PathLike, preset: str | Preset | ModelConfig | None = None, *,
+         device: str | torch.device = "cpu") -> SwinIR:
+    """A ready network (eval mode) from a reference ``.pth`` or a ``.safetensors`` file.
+
+    The returned module carries ``config`` (a :class:`ModelConfig`) and ``metadata`` (the file's
+    ``swinir.*`` metadata, e.g. ``swinir.task``) as attributes.
+    """
+    state, meta = read_checkpoint(path)
+    config = resolve_config(state, meta, preset)
+    model = config.build()
+    check_state_dict(model, state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:  # inconsistent derived buffers
+        raise SwinIRError(f"{path}: {str(err).splitlines()[-1].strip()}") from err
+    model.metadata = dict(meta)
+    return model.eval().to(device)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+
+
+def parameters_only(model_or_state: torch.nn.Module | Mapping[str, torch.Tensor]) -> StateDict:
+    """Contiguous CPU copies of the learned tensors, derived buffers left out."""
+    state = model_or_state.state_dict() if isinstance(model_or_state, torch.nn.Module) else model_or_state
+    return {k: v.detach().cpu().contiguous() for k, v in state.items() if not DERIVED_BUFFERS.match(k)}
+
+
+def save_safetensors(path: str | os.PathLike, model_or_state: torch.nn.Module | Mapping[str, torch.Tensor],
+                     config: ModelConfig, metadata: Mapping[str, Any] | None = None) -> None:
+    """Write weights with the config (and ``swinir.*`` metadata) atomically: temp file, fsync, rename."""
+    meta = {CONFIG_KEY: config.to_json()}
+    for key, value in (metadata or {}).items():
+        key = key if key.startswith(METADATA_PREFIX) else METADATA_PREFIX + key
+        meta[key] = value if isinstance(value, str) else json.dumps(value)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(parameters_only(model_or_state), tmp, metadata=meta)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def reference_state_dict(model: SwinIR) -> StateDict:
+    """The state dict the reference code expects, derived buffers included (for its ``img_size``)."""
+    state = parameters_only(model)
+    for i, layer in enumerate(model.layers):
+        for j, block in enumerate(layer.residual_group.blocks):
+            prefix = f"layers.{i}.residual_group.blocks.{j}."
+            state[prefix + "attn.relative_position_index"] = relative_position_index(block.window_size)
+            if block.shift_size:
+                side = model.img_size
+                state[prefix + "attn_mask"] = shift_attention_mask(side, side, block.window_size, block.shift_size)
+    return state
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, preset: str | None = None) -> ModelConfig:
+    """Reference ``.pth`` (or any readable checkpoint) -> safetensors with the config in its metadata."""
+    state, meta = read_checkpoint(src)
+    config = resolve_config(state, meta, preset)
+    model = config.build()
+    check_state_dict(model, state)
+    model.load_state_dict(state, strict=True)
+    save_safetensors(dst, model, config, {k: v for k, v in meta.items() if k != CONFIG_KEY})
+    return config
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
