@@ -223,8 +223,7 @@ def restore(
             f"the image has {image.shape[1]} channels but the model expects {model.in_chans}; "
             "convert it (gray <-> RGB) first"
         )
-    param = next(model.parameters())
-    device = param.device
+    device, dtype = model_device_dtype(model)
     overlap = DEFAULT_TILE_OVERLAP if tile_overlap is None else tile_overlap
     h, w = image.shape[-2:]
     if tile is None:
@@ -232,11 +231,19 @@ def restore(
     if tile is not None:
         tile = max(model.window_size, tile // model.window_size * model.window_size)
         overlap = min(overlap, tile - model.window_size)
-    x = image.to(device=device, dtype=param.dtype)
+    x = image.to(device=device, dtype=dtype)
     with torch.inference_mode(), precision_context(precision, device):
         out = _restore_tensor(model, x, tile, overlap, ensemble, blend, progress)
     out = out if out.dtype == torch.float64 else out.float()
     return out.clamp_(0, 1) if clamp else out
+
+
+def model_device_dtype(model: object) -> tuple[torch.device, torch.dtype]:
+    """Where inputs go: a module's first parameter, or a backend wrapper's ``device``/``dtype`` attributes."""
+    if isinstance(model, nn.Module):
+        param = next(model.parameters())
+        return param.device, param.dtype
+    return torch.device(getattr(model, "device", "cpu")), getattr(model, "dtype", torch.float32)
 
 
 def _restore_array(model: nn.Module, image: np.ndarray, **kwargs: object) -> np.ndarray:

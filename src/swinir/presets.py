@@ -177,7 +177,7 @@ def get_preset(name: str) -> Preset:
 
 
 def preset_for_checkpoint_name(filename: str) -> Preset | None:
-    """The preset whose official checkpoint file is called ``filename`` (e.g. ``005_colorDN_DFWB_s128w8_SwinIR-M_noise15.pth``)."""
+    """The preset of an official checkpoint file name, e.g. ``005_colorDN_DFWB_s128w8_SwinIR-M_noise15.pth``."""
     for preset in PRESETS.values():
         if filename in preset.official_checkpoints:
             return preset
