@@ -1,0 +1,257 @@
+"""The ``swinir`` command: restore, info, convert, and the subcommands of the other parts of the package.
+
+Each subcommand's implementation is imported only when it runs, so ``swinir --help`` stays fast and one
+broken optional part does not take the others down. User errors end as one line on stderr and a non-zero
+exit code (:class:`~swinir.errors.SwinIRError`); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import SwinIRError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"}
+
+
+# --------------------------------------------------------------------------------------------------
+# restore
+# --------------------------------------------------------------------------------------------------
+
+
+def add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """--weights / --preset / --task / --scale: which network to run (shared by restore and serve)."""
+    p.add_argument("--weights", "-w", help="a .pth (reference) or .safetensors checkpoint; default: the bundled model")
+    p.add_argument("--preset", help="build this preset instead of inferring the architecture from the weights")
+    p.add_argument("--task", default=None,
+                   help="bundled model to use without --weights: sr (default), denoise, jpeg")
+    p.add_argument("--scale", type=int, default=None, help="scale of the bundled SR model (2 or 4; default 4)")
+
+
+def add_restore_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
+    p.add_argument("-o", "--output", type=Path, required=True,
+                   help="output folder (or a file name when restoring a single image)")
+    add_model_arguments(p)
+    p.add_argument("--tile", type=int, default=None,
+                   help="tile side in input pixels (multiple of the window); default: chosen from --max-memory")
+    p.add_argument("--tile-overlap", type=int, default=None, help="overlap between tiles (default 32)")
+    p.add_argument("--max-memory", type=float, default=None, help="activation budget in GB for automatic tiling")
+    p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations), 8x slower")
+    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                   help="bf16 is several times faster on CPUs with AMX and on recent GPUs")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--format", default="png", help="output format by extension: png (default), tif, bmp, jpg, webp")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def collect_inputs(inputs: Sequence[Path]) -> list[Path]:
+    """Image files named directly, plus the image files directly inside named folders (sorted)."""
+    files: list[Path] = []
+    for item in inputs:
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise SwinIRError(f"{item}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            files += found
+        elif item.exists():
+            files.append(item)
+        else:
+            raise SwinIRError(f"{item}: no such file or folder")
+    return files
+
+
+def output_path(src: Path, output: Path, single: bool, fmt: str) -> Path:
+    """``output`` itself for one input whose output has an image suffix; else ``output/<stem>.<fmt>``."""
+    if single and output.suffix.lower() in IMAGE_SUFFIXES:
+        return output
+    return output / f"{src.stem}.{fmt.lstrip('.')}"
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    """The network (or ONNX Runtime session) named by --weights/--preset, or the bundled one for --task."""
+    from .bundled import bundled_weights
+
+    weights = args.weights or bundled_weights(args.task, args.scale)
+    if getattr(args, "backend", "torch") == "onnxruntime":
+        from .export import OnnxRuntimeModel
+
+        return OnnxRuntimeModel(weights)
+    from .checkpoints import load
+
+    return load(weights, args.preset, device=args.device)
+
+
+def restore_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
+    """Alpha is not a colour: resize it with MATLAB bicubic (same size tasks keep it unchanged)."""
+    if scale == 1:
+        return alpha
+    from .degradations import imresize
+
+    peak = np.iinfo(alpha.dtype).max
+    up = imresize(alpha.astype(np.float64) / peak, scale)
+    return (np.clip(up, 0, 1) * peak).round().astype(alpha.dtype)
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .engine import count_tiles, restore, set_threads
+    from .images import match_channels, read_image, write_image
+
+    set_threads(args.threads)
+    files = collect_inputs(args.inputs)
+    model = load_model(args)
+    single = len(files) == 1
+    failures = 0
+    max_memory = int(args.max_memory * 1e9) if args.max_memory else None
+    bar = tqdm(files, unit="img", disable=args.quiet, desc="restore")
+    for src in bar:
+        dst = output_path(src, args.output, single, args.format)
+        if dst.exists() and not args.overwrite:
+            tqdm.write(f"skip {src}: {dst} exists (use --overwrite)")
+            continue
+        try:
+            image = read_image(src)
+            pixels, notice = match_channels(image.pixels, model.in_chans)
+            if notice:
+                tqdm.write(f"{src}: {notice}")
+            overlap = args.tile_overlap if args.tile_overlap is not None else 32
+            steps = count_tiles(*pixels.shape[:2], model.window_size, args.tile, overlap) * (8 if args.ensemble else 1)
+            with tqdm(total=steps, unit="tile", leave=False, disable=args.quiet or steps == 1, desc=src.name) as tiles:
+                out = restore(model, pixels, tile=args.tile, tile_overlap=args.tile_overlap, precision=args.precision,
+                              ensemble=args.ensemble, max_memory=max_memory, progress=tiles.update)
+            if image.channels == 1 and out.ndim == 3:  # gray input through a colour model: back to gray
+                out, _ = match_channels(out, 1)
+            alpha = restore_alpha(image.alpha, model.upscale) if image.alpha is not None else None
+            write_image(dst, out, alpha=alpha)
+        except SwinIRError as err:
+            failures += 1
+            tqdm.write(f"error: {err}", file=sys.stderr)
+    done = len(files) - failures
+    if not args.quiet or failures:
+        print(f"restored {done} of {len(files)} images into {args.output}"
+              + (f"; {failures} failed (see above)" if failures else ""), file=sys.stderr if failures else sys.stdout)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# info / convert
+# --------------------------------------------------------------------------------------------------
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from .checkpoints import count_parameters, read_checkpoint, resolve_config
+    from .presets import PRESETS
+
+    state, meta = read_checkpoint(args.file)
+    config = resolve_config(state, meta, args.preset)
+    source = "preset" if args.preset else ("metadata" if "swinir.config" in meta else "inferred from the weights")
+    params = count_parameters(config.build())
+    match = [name for name, p in PRESETS.items() if p.config.replace(img_size=config.img_size) == config]
+    print(f"file:        {args.file}")
+    print(f"config:      ({source})")
+    for key, value in config.to_dict().items():
+        print(f"  {key:16s} {value}")
+    print(f"parameters:  {params:,}")
+    print(f"preset:      {', '.join(match) if match else 'none (custom architecture)'}")
+    for key, value in sorted(meta.items()):
+        if key != "swinir.config":
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from .checkpoints import convert
+
+    config = convert(args.src, args.dst, args.preset)
+    print(f"wrote {args.dst} ({config.upsampler or 'same-size'}, x{config.upscale}, embed {config.embed_dim})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------------
+
+
+def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]]:
+    """(name, help, add_arguments, run) for every subcommand; optional parts are imported lazily."""
+
+    def lazy(module: str, add: str, run: str) -> tuple[Callable, Callable]:
+        def add_fn(p: argparse.ArgumentParser) -> None:
+            import importlib
+
+            getattr(importlib.import_module(module, __package__), add)(p)
+
+        def run_fn(args: argparse.Namespace) -> int:
+            import importlib
+
+            return getattr(importlib.import_module(module, __package__), run)(args)
+
+        return add_fn, run_fn
+
+    def info_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("file", type=Path)
+        p.add_argument("--preset", help="read the weights as this preset")
+
+    def convert_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("src", type=Path, help="a reference .pth (or any readable checkpoint)")
+        p.add_argument("dst", type=Path, help="the .safetensors file to write, config in its metadata")
+        p.add_argument("--preset", help="use this preset instead of inferring the architecture")
+
+    return [
+        ("restore", "restore (upscale, denoise, de-JPEG) images", add_restore_arguments, run_restore),
+        ("info", "print a checkpoint's architecture and parameter count", info_args, run_info),
+        ("convert", "convert a .pth checkpoint to .safetensors with its config", convert_args, run_convert),
+        ("eval", "evaluate a model or a baseline exactly as the paper measures",
+         *lazy(".evaluation", "add_eval_arguments", "run_eval_command")),
+        ("train", "train SwinIR (resumable, distributed with torchrun)",
+         *lazy(".training.cli", "add_train_arguments", "run_train_command")),
+        ("export", "export a model to ONNX", *lazy(".export", "add_export_arguments", "run_export_command")),
+        ("models", "list the bundled models and their measured quality",
+         *lazy(".bundled", "add_models_arguments", "run_models_command")),
+        ("serve", "run the local web app and HTTP API", *lazy(".service", "add_serve_arguments", "run_serve_command")),
+    ]
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only the ``only`` subcommand gets its arguments (the others stay unimported)."""
+    parser = argparse.ArgumentParser(prog="swinir", description="SwinIR image restoration")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"swinir {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, help_text, add, run in _subcommands():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only == name:
+            add(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        args = build_parser(command).parse_args(argv)
+        return args.run(args)
+    except SwinIRError as err:
+        print(f"swinir: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("swinir: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
