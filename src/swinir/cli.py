@@ -106,7 +106,7 @@ def restore_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
 def run_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .engine import count_tiles, restore, set_threads
+    from .engine import count_tiles, plan_tiling, restore, set_threads
     from .images import match_channels, read_image, write_image
 
     set_threads(args.threads)
@@ -126,11 +126,12 @@ def run_restore(args: argparse.Namespace) -> int:
             pixels, notice = match_channels(image.pixels, model.in_chans)
             if notice:
                 tqdm.write(f"{src}: {notice}")
-            overlap = args.tile_overlap if args.tile_overlap is not None else 32
-            steps = count_tiles(*pixels.shape[:2], model.window_size, args.tile, overlap) * (8 if args.ensemble else 1)
+            tile, overlap = plan_tiling(model, *pixels.shape[:2], tile=args.tile, tile_overlap=args.tile_overlap,
+                                        max_memory=max_memory, precision=args.precision)
+            steps = count_tiles(*pixels.shape[:2], model.window_size, tile, overlap) * (8 if args.ensemble else 1)
             with tqdm(total=steps, unit="tile", leave=False, disable=args.quiet or steps == 1, desc=src.name) as tiles:
-                out = restore(model, pixels, tile=args.tile, tile_overlap=args.tile_overlap, precision=args.precision,
-                              ensemble=args.ensemble, max_memory=max_memory, progress=tiles.update)
+                out = restore(model, pixels, tile=tile, tile_overlap=overlap, precision=args.precision,
+                              ensemble=args.ensemble, progress=tiles.update)
             if image.channels == 1 and out.ndim == 3:  # gray input through a colour model: back to gray
                 out, _ = match_channels(out, 1)
             alpha = restore_alpha(image.alpha, model.upscale) if image.alpha is not None else None

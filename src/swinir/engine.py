@@ -45,15 +45,21 @@ def tile_origins(size: int, tile: int, stride: int) -> list[int]:
 
 
 def _feather(length: int, overlap: int, at_start: bool, at_end: bool) -> Tensor:
-    """1-D weights: a linear ramp over the overlap on sides that border another tile, 1 elsewhere."""
+    """1-D blending weights of one tile: 1 inside, ramping to 0 towards sides shared with another tile.
+
+    Tile outputs are least trustworthy at their edges (zero-padded convs, windows cut off), and that error
+    decays inwards. The ramp spans only the middle half of the overlap, so the outer quarter, the worst
+    part, gets no weight, and neighbouring ramps still sum to a smooth, seam-free transition.
+    """
     ramp = torch.ones(length, dtype=torch.float64)
-    if overlap > 0:
-        steps = (torch.arange(overlap, dtype=torch.float64) + 0.5) / overlap
-        n = min(overlap, length)
+    n = min(overlap, length)
+    if n > 0:
+        pos = torch.arange(n, dtype=torch.float64) + 0.5
+        steps = ((pos - n / 4) / (n / 2)).clamp(0, 1)
         if not at_start:
-            ramp[:n] = torch.minimum(ramp[:n], steps[:n])
+            ramp[:n] = torch.minimum(ramp[:n], steps)
         if not at_end:
-            ramp[-n:] = torch.minimum(ramp[-n:], steps[:n].flip(0))
+            ramp[-n:] = torch.minimum(ramp[-n:], steps.flip(0))
     return ramp
 
 
@@ -150,8 +156,26 @@ def _forward_tiled(model: nn.Module, x: Tensor, tile: int | None, overlap: int, 
     return out / weight
 
 
+def plan_tiling(model: nn.Module, h: int, w: int, *, tile: int | None = None, tile_overlap: int | None = None,
+                max_memory: int | None = None, precision: Precision = "fp32") -> tuple[int | None, int]:
+    """The (tile, overlap) :func:`restore` uses for an (h, w) image: the given tile rounded down to a
+    window multiple, or one chosen from the memory budget (None: the whole image at once)."""
+    ws = model.window_size
+    overlap = DEFAULT_TILE_OVERLAP if tile_overlap is None else tile_overlap
+    if overlap < 0:
+        raise SwinIRError(f"tile overlap must be >= 0, got {overlap}")
+    if tile is None:
+        tile = auto_tile(model, h + ws, w + ws, max_memory, precision)
+    elif tile < ws:
+        raise SwinIRError(f"tile {tile} is smaller than the window ({ws}); use at least {ws * MIN_TILE_WINDOWS}")
+    if tile is not None:
+        tile = tile // ws * ws
+        overlap = min(overlap, tile - ws)
+    return tile, overlap
+
+
 def count_tiles(h: int, w: int, window_size: int, tile: int | None, overlap: int) -> int:
-    """How many model calls :func:`restore` makes for an (h, w) image (without ensemble)."""
+    """How many model calls :func:`restore` makes for an (h, w) image with a planned tile (no ensemble)."""
     ws = window_size
     hp, wp = (h // ws + 1) * ws, (w // ws + 1) * ws
     if tile is None or tile >= max(hp, wp):
@@ -209,7 +233,7 @@ def restore(
         precision: "fp32", "bf16" (CPU AMX / CUDA autocast) or "fp16" (CUDA).
         ensemble: average the 8 flips/rotations (x8 self-ensemble), 8 times the work.
         max_memory: activation budget in bytes for the automatic tile (default: half the available RAM).
-        blend: "feather" (linear ramps across overlaps, seam-free) or "average" (the reference's uniform mean).
+        blend: "feather" (ramps across the middle of overlaps, seam-free) or "average" (the reference's mean).
         clamp: clip the output to [0, 1] (as the reference test script does).
         progress: called with 1 after every model call (tiles x ensemble), e.g. ``tqdm.update``.
     """
@@ -224,15 +248,10 @@ def restore(
             "convert it (gray <-> RGB) first"
         )
     device, dtype = model_device_dtype(model)
-    overlap = DEFAULT_TILE_OVERLAP if tile_overlap is None else tile_overlap
-    h, w = image.shape[-2:]
-    if tile is None:
-        tile = auto_tile(model, h + model.window_size, w + model.window_size, max_memory, precision)
-    if tile is not None:
-        tile = max(model.window_size, tile // model.window_size * model.window_size)
-        overlap = min(overlap, tile - model.window_size)
+    tile, overlap = plan_tiling(model, *image.shape[-2:], tile=tile, tile_overlap=tile_overlap,
+                                max_memory=max_memory, precision=precision)
     x = image.to(device=device, dtype=dtype)
-    with torch.inference_mode(), precision_context(precision, device):
+    with torch.no_grad(), precision_context(precision, device):  # not inference_mode: users may edit the result
         out = _restore_tensor(model, x, tile, overlap, ensemble, blend, progress)
     out = out if out.dtype == torch.float64 else out.float()
     return out.clamp_(0, 1) if clamp else out
