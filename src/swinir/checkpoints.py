@@ -53,7 +53,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[StateDict, dict[str, str]]
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "Unsupported global" not in str(err):  # damaged or not a pickle at all, rather than foreign objects
+        if "global" not in str(err).lower():  # damaged or not a pickle at all, rather than foreign objects
             raise SwinIRError(f"{path}: not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from err
         raise SwinIRError(
             f"{path}: refused to load: the file holds pickled objects other than tensors (possibly code); "
