@@ -92,7 +92,7 @@ def test_bad_weights_and_missing_inputs(tmp_path: Path, weights: Path, capsys: p
     PILImage.fromarray(rgb()).save(tmp_path / "a.png")
     (tmp_path / "w.pth").write_bytes(b"garbage")
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "o", "--weights", tmp_path / "w.pth") == 1
-    assert "not a readable PyTorch checkpoint" in capsys.readouterr().err
+    assert "refused to load: not a plain PyTorch state dict" in capsys.readouterr().err
     assert run("restore", tmp_path / "nope.png", "-o", tmp_path / "o", "--weights", weights) == 1
     assert "no such file or folder" in capsys.readouterr().err
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--tile", "3") == 1

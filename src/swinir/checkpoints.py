@@ -52,12 +52,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[StateDict, dict[str, str]]
         return state, {k: v for k, v in meta.items() if k.startswith(METADATA_PREFIX)}
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if "global" not in str(err).lower():  # damaged or not a pickle at all, rather than foreign objects
-            raise SwinIRError(f"{path}: not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from err
+    except pickle.UnpicklingError as err:  # weights_only refuses anything but tensors and plain containers
         raise SwinIRError(
-            f"{path}: refused to load: the file holds pickled objects other than tensors (possibly code); "
-            "only plain state dicts are loaded. If you trust it, convert it in its own environment."
+            f"{path}: refused to load: not a plain PyTorch state dict (damaged, or holding pickled objects other "
+            "than tensors, possibly code); only weights are ever loaded. Re-download it, or convert a file you "
+            "trust in its own environment"
         ) from err
     except Exception as err:
         raise SwinIRError(f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
