@@ -13,7 +13,6 @@ import math
 import os
 import pickle
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import SwinIRError
+from .fileio import atomic_path
 from .network import SwinIR, relative_position_index, shift_attention_mask
 from .presets import ModelConfig, Preset, get_preset
 
@@ -212,18 +212,8 @@ def save_safetensors(path: str | os.PathLike, model_or_state: torch.nn.Module | 
     for key, value in (metadata or {}).items():
         key = key if key.startswith(METADATA_PREFIX) else METADATA_PREFIX + key
         meta[key] = value if isinstance(value, str) else json.dumps(value)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(parameters_only(model_or_state), tmp, metadata=meta)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def reference_state_dict(model: SwinIR) -> StateDict:

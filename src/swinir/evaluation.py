@@ -30,7 +30,6 @@ Non-finite values (``inf`` for identical images) are written as ``null`` in JSON
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io
 import json
@@ -38,7 +37,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +47,8 @@ import numpy as np
 
 from .degradations import add_gaussian_noise, imresize, jpeg_compress, modcrop, rgb_to_y_uint8
 from .errors import SwinIRError
+from .fileio import write_bytes_atomic
+from .images import write_image
 from .metrics import psnr, psnrb, quantize, rgb_to_y, ssim
 
 TASKS = ("classical_sr", "lightweight_sr", "real_sr", "gray_dn", "color_dn", "gray_car", "color_car")
@@ -422,27 +422,9 @@ def results_to_csv(results: Sequence[DatasetResult]) -> str:
     return buf.getvalue()
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_png(path: Path, img: np.ndarray) -> None:
     """Write a uint8 RGB or gray image as PNG, atomically."""
-    bgr = img[..., ::-1] if img.ndim == 3 else img
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(bgr))
-    if not ok:
-        raise SwinIRError(f"{path}: OpenCV could not encode the PNG")
-    write_atomic(path, buf.tobytes())
+    write_image(path, img)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -685,9 +667,9 @@ def run_eval_command(args: argparse.Namespace, *,
         print(f"{method_name} on {what}: " + ", ".join(f"{len(r.images)} images of {r.dataset}" for r in results)
               + " (no ground truth, no metrics)")
     if args.json:
-        write_atomic(args.json, (json.dumps(results_to_json(results), indent=2, allow_nan=False) + "\n").encode())
+        write_bytes_atomic(args.json, (json.dumps(results_to_json(results), indent=2, allow_nan=False) + "\n").encode())
     if args.csv:
-        write_atomic(args.csv, results_to_csv(results).encode())
+        write_bytes_atomic(args.csv, results_to_csv(results).encode())
     if args.save:
         print(f"outputs and comparisons in {args.save}", file=sys.stderr if args.quiet else sys.stdout)
     return 0

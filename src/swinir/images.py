@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import struct
 import warnings
 import zlib
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -48,6 +46,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
 from .errors import SwinIRError
+from .fileio import write_bytes_atomic
 
 __all__ = ["DEFAULT_MAX_PIXELS", "Image", "decode_image", "encode_png", "match_channels", "read_image",
            "write_image"]
@@ -414,7 +413,7 @@ def write_image(path: str | os.PathLike[str], pixels: np.ndarray, *, alpha: np.n
         raise SwinIRError(f"{name}: unknown image extension ({given}); use one of {choices}")
     if target.is_dir():
         raise SwinIRError(f"{name}: is a folder; give a file name such as {target / ('restored' + extension)}")
-    _write_atomically(target, _encode(pixels, alpha, image_format, name))
+    write_bytes_atomic(target, _encode(pixels, alpha, image_format, name))
 
 
 def encode_png(pixels: np.ndarray, *, alpha: np.ndarray | None = None) -> bytes:
@@ -457,52 +456,6 @@ def _encode_16bit_colour(pixels: np.ndarray, alpha: np.ndarray | None, image_for
     if not ok:
         raise SwinIRError(f"{name}: OpenCV could not encode a 16-bit {image_format}; write .png instead")
     return encoded.tobytes()
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a temporary file beside it, so ``target`` is never partial."""
-    name = os.fspath(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise SwinIRError(
-            f"{name}: cannot create the folder {target.parent} ({_reason(err)}); check the path and permissions"
-        ) from err
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        # 0o666 lets the umask decide the final permissions, as for any new file (mkstemp would force 0o600).
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except OSError as err:
-        _remove_quietly(temporary)
-        raise SwinIRError(
-            f"{name}: cannot write the file ({_reason(err)}); check that the folder is writable and has space"
-        ) from err
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-    _fsync_folder(target.parent)
-
-
-def _remove_quietly(path: Path) -> None:
-    with suppress(OSError):
-        path.unlink()
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX); best effort, since the data is already safely on disk."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    with suppress(OSError):
-        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 # ----------------------------------------------------------------------------------------------- channels

@@ -1,0 +1,78 @@
+"""Atomic file writing: a file either keeps its old content or holds the complete new one, never a part.
+
+Everything the package writes (images, weights, evaluation tables, training checkpoints) goes through
+:func:`atomic_path`: the content is written to a hidden temporary file in the target's folder, flushed and
+fsynced, then renamed over the target (``os.replace`` is atomic on POSIX and Windows), and the folder is
+fsynced so that the rename survives a crash. On any error the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import SwinIRError
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; when the block succeeds it becomes ``target``.
+
+    OS errors (no space, no permission) become a one-line :class:`SwinIRError` naming the target.
+    """
+    target = Path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SwinIRError(f"{target}: cannot create the folder {target.parent} ({_reason(err)})") from err
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    try:
+        yield temporary
+        descriptor = os.open(temporary, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, target)
+    except OSError as err:
+        _remove_quietly(temporary)
+        raise SwinIRError(
+            f"{target}: cannot write the file ({_reason(err)}); check that the folder is writable and has space"
+        ) from err
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+    _fsync_folder(target.parent)
+
+
+def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(target) as tmp:
+        # 0o666 lets the umask decide the final permissions, as for any new file.
+        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+
+
+def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); best effort, the data is already on disk."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or type(err).__name__
