@@ -1,0 +1,237 @@
+// SwinIR web page: pick a model and an image, submit a job, poll its tile progress, compare before/after.
+// Plain browser JavaScript, no libraries; talks to the same server's /v1 API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TASK_LABELS = { sr: "super-resolution", denoise: "denoising", jpeg: "JPEG artifact reduction" };
+const POLL_MS = 300;
+
+const state = {
+  models: [],
+  file: null, // the chosen File
+  inputUrl: null, // object URL of the file, for the "before" image
+  inputSize: null, // {width, height} when the browser can display the file
+  resultUrl: null,
+  busy: false,
+};
+
+function setState(name) {
+  document.body.dataset.state = name; // idle | running | done | failed (tests wait on it)
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+function currentModel() {
+  return state.models.find((m) => m.name === $("model").value);
+}
+
+function describeModel(m) {
+  return `${m.name} — ${TASK_LABELS[m.task] || m.task}${m.task === "sr" ? " ×" + m.scale : ""}`;
+}
+
+async function errorDetail(response) {
+  // Every API error is {"detail": "one line"}; fall back to the status line.
+  try {
+    const body = await response.json();
+    if (typeof body.detail === "string") return body.detail;
+  } catch (_) { /* not JSON */ }
+  return `${response.status} ${response.statusText}`;
+}
+
+async function loadModels() {
+  const response = await fetch("/v1/models");
+  if (!response.ok) {
+    showError(`cannot list the models: ${await errorDetail(response)}`);
+    return;
+  }
+  state.models = (await response.json()).models;
+  const select = $("model");
+  select.replaceChildren(...state.models.map((m) => new Option(describeModel(m), m.name)));
+  if (!state.models.length) showError("This server has no models. Start it with --weights FILE.");
+  onModelChange();
+}
+
+function onModelChange() {
+  const m = currentModel();
+  $("sigma-field").hidden = !m || m.task !== "denoise";
+  $("quality-field").hidden = !m || m.task !== "jpeg";
+  let text = m ? m.description : "";
+  if (m && m.quality && Object.keys(m.quality).length) {
+    text += " · " + Object.entries(m.quality).map(([k, v]) => `${k}: ${v}`).join(", ");
+  }
+  $("model-description").textContent = text;
+  updateButton();
+}
+
+function updateButton() {
+  $("restore").disabled = state.busy || !state.file || !currentModel();
+}
+
+function chooseFile(file) {
+  if (!file) return;
+  showError("");
+  if (state.inputUrl) URL.revokeObjectURL(state.inputUrl);
+  state.file = file;
+  state.inputUrl = URL.createObjectURL(file);
+  state.inputSize = null;
+  const size = file.size < 1024 ? `${file.size} bytes` : `${(file.size / 1024).toFixed(file.size < 10240 ? 1 : 0)} KB`;
+  $("file-info").textContent = `${file.name} (${size})`;
+  const probe = new Image();
+  probe.onload = () => {
+    state.inputSize = { width: probe.naturalWidth, height: probe.naturalHeight };
+    $("file-info").textContent = `${file.name} (${size}, ${probe.naturalWidth}×${probe.naturalHeight})`;
+  };
+  probe.onerror = () => {
+    $("file-info").textContent = `${file.name} (${size}; this browser cannot preview it, the server may still read it)`;
+  };
+  probe.src = state.inputUrl;
+  updateButton();
+}
+
+function formData() {
+  const data = new FormData();
+  data.append("image", state.file, state.file.name);
+  const m = currentModel();
+  data.append("task", m.name);
+  data.append("precision", $("precision").value);
+  if ($("tile").value) data.append("tile", $("tile").value);
+  if (m.task === "denoise" && $("sigma").value) data.append("sigma", $("sigma").value);
+  if (m.task === "jpeg" && $("quality").value) data.append("quality", $("quality").value);
+  return data;
+}
+
+function showProgress(text, done, total) {
+  const bar = $("progress");
+  if (total > 0) {
+    bar.max = total;
+    bar.value = done;
+  } else {
+    bar.removeAttribute("value"); // indeterminate
+  }
+  $("status-text").textContent = text;
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function runJob() {
+  state.busy = true;
+  updateButton();
+  showError("");
+  setState("running");
+  $("result").hidden = true; // the previous result belongs to the previous request
+  $("status").hidden = false;
+  const t0 = performance.now();
+  const seconds = () => ((performance.now() - t0) / 1000).toFixed(1);
+  let last = { state: "uploading", done: 0, total: 0, ahead: 0 };
+  const describe = () => {
+    if (last.state === "uploading") return `uploading… ${seconds()} s`;
+    if (last.state === "queued") return `waiting for a worker (${last.ahead} ahead)… ${seconds()} s`;
+    if (last.total > 0) return `restoring: ${last.done} of ${last.total} tiles · ${seconds()} s`;
+    return `decoding and loading the model… ${seconds()} s`;
+  };
+  const ticker = setInterval(() => showProgress(describe(), last.done, last.total), 100);
+  try {
+    const submitted = await fetch("/v1/jobs", { method: "POST", body: formData() });
+    if (!submitted.ok) {
+      const retry = submitted.headers.get("Retry-After");
+      throw new Error(await errorDetail(submitted) + (retry ? ` (retry in ${retry} s)` : ""));
+    }
+    let job = await submitted.json();
+    while (job.state === "queued" || job.state === "running") {
+      last = job;
+      await sleep(POLL_MS);
+      const polled = await fetch(`/v1/jobs/${job.id}`);
+      if (!polled.ok) throw new Error(await errorDetail(polled));
+      job = await polled.json();
+    }
+    if (job.state === "failed") throw new Error(job.detail);
+    last = job;
+    const response = await fetch(job.result_url);
+    if (!response.ok) throw new Error(await errorDetail(response));
+    await showResult(job, response, seconds());
+    setState("done");
+  } catch (err) {
+    showError(err.message || String(err));
+    setState("failed");
+  } finally {
+    clearInterval(ticker);
+    $("status").hidden = true;
+    state.busy = false;
+    updateButton();
+  }
+}
+
+async function showResult(job, response, totalSeconds) {
+  const blob = await response.blob();
+  if (state.resultUrl) URL.revokeObjectURL(state.resultUrl);
+  state.resultUrl = URL.createObjectURL(blob);
+  const after = $("result-image");
+  const before = $("before-image");
+  after.src = state.resultUrl;
+  before.src = state.inputUrl;
+  await Promise.all([after.decode(), before.decode().catch(() => {})]); // the browser may not show the input
+  const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  $("download").href = state.resultUrl;
+  $("download").download = name ? name[1] : "restored.png";
+  const input = state.inputSize ? `${state.inputSize.width}×${state.inputSize.height} → ` : "";
+  const compute = Number(response.headers.get("X-SwinIR-Seconds") || 0).toFixed(2);
+  const notice = response.headers.get("X-SwinIR-Notice");
+  $("result-info").textContent = `${input}${after.naturalWidth}×${after.naturalHeight} · ` +
+    `model ${response.headers.get("X-SwinIR-Model")} · ${compute} s compute, ${totalSeconds} s total` +
+    (notice ? ` · ${notice}` : "");
+  $("result").hidden = false;
+  layout();
+  setSplit($("slider").value);
+}
+
+function layout() {
+  // Both images share the compare box, sized from the result: the same zoom for before and after.
+  const after = $("result-image");
+  if (!after.naturalWidth) return;
+  const zoom = $("zoom").value;
+  const room = $("viewport").clientWidth;
+  const factor = zoom === "fit" ? Math.min(1, room / after.naturalWidth) : Number(zoom);
+  // Magnified, both show their pixels as blocks; the SR input always does, being smaller than the result.
+  after.classList.toggle("nearest", factor > 1);
+  $("before-image").classList.toggle("nearest", factor > 1 || after.naturalWidth > $("before-image").naturalWidth);
+  $("compare").style.width = `${Math.round(after.naturalWidth * factor)}px`;
+  $("compare").style.height = `${Math.round(after.naturalHeight * factor)}px`;
+}
+
+function setSplit(percent) {
+  $("result-image").style.clipPath = `inset(0 0 0 ${percent}%)`;
+  $("divider").style.left = `${percent}%`;
+}
+
+function wireDropZone() {
+  const drop = $("drop");
+  const input = $("file");
+  drop.addEventListener("click", () => input.click());
+  drop.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" || e.key === " ") { e.preventDefault(); input.click(); }
+  });
+  input.addEventListener("change", () => chooseFile(input.files[0]));
+  for (const type of ["dragenter", "dragover"]) {
+    drop.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); });
+  }
+  for (const type of ["dragleave", "drop"]) {
+    drop.addEventListener(type, () => drop.classList.remove("over"));
+  }
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    chooseFile(e.dataTransfer.files[0]);
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  wireDropZone();
+  $("model").addEventListener("change", onModelChange);
+  $("restore").addEventListener("click", runJob);
+  $("zoom").addEventListener("change", layout);
+  $("slider").addEventListener("input", (e) => setSplit(e.target.value));
+  window.addEventListener("resize", layout);
+  loadModels().catch((err) => showError(`cannot reach the server: ${err.message}`));
+});
