@@ -592,8 +592,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=Path, action="append", default=[], metavar="DIR",
                         help="LR folder with {name}x{scale}{ext} files, one per --hr in the same order "
                              "(default: MATLAB bicubic of the HR); for real_sr, the input folder(s)")
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--weights", "-w", help="a SwinIR checkpoint (.pth or .safetensors) to evaluate")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--weights", "-w",
+                       help="a SwinIR checkpoint (.pth or .safetensors) to evaluate; default: the bundled model")
     which.add_argument("--method", choices=BASELINES, help="a baseline instead of a model")
     parser.add_argument("--preset", help="read --weights as this preset instead of inferring the architecture")
     parser.add_argument("--sigma", type=float, default=None, help="noise level for denoising (0-255 scale)")
@@ -626,6 +627,19 @@ def weights_method_from_args(args: argparse.Namespace, settings: EvalSettings) -
                         tile_overlap=args.tile_overlap, precision=args.precision, ensemble=args.ensemble)
 
 
+BUNDLED_TASKS = {"classical_sr": "sr", "lightweight_sr": "sr", "color_dn": "denoise", "color_car": "jpeg"}
+
+
+def bundled_weights_for(settings: EvalSettings) -> Path:
+    """The bundled model that fits an evaluation task (its scale for SR)."""
+    from .bundled import bundled_weights
+
+    task = BUNDLED_TASKS.get(settings.task)
+    if task is None:
+        raise SwinIRError(f"no bundled model for {settings.task}; pass --weights W or --method bicubic|identity")
+    return bundled_weights(task, settings.scale if task == "sr" else None)
+
+
 def dataset_pairs(args: argparse.Namespace, settings: EvalSettings) -> list[tuple[Path | None, Path | None]]:
     """``(hr_dir, lr_dir)`` per dataset from the repeated ``--hr``/``--lr`` options."""
     if settings.task == "real_sr":
@@ -654,6 +668,8 @@ def run_eval_command(args: argparse.Namespace, *,
     if args.method:
         method, method_name = baseline_method(args.method, settings), args.method
     else:
+        if not args.weights:
+            args.weights = str(bundled_weights_for(settings))
         method = (restore_factory or weights_method_from_args)(args, settings)
         method_name = Path(args.weights).stem
     results = evaluate(method, settings, pairs, method_name=method_name, save_dir=args.save, progress=not args.quiet)
