@@ -31,6 +31,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
     try:
         yield temporary
+        os.chmod(temporary, 0o666 & ~_umask())  # as any new file, whatever mode the writer created it with
         descriptor = os.open(temporary, os.O_RDONLY)
         try:
             os.fsync(descriptor)
@@ -50,11 +51,8 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``target`` atomically (see :func:`atomic_path`)."""
-    with atomic_path(target) as tmp:
-        # 0o666 lets the umask decide the final permissions, as for any new file.
-        descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
+    with atomic_path(target) as tmp, open(tmp, "wb") as file:
+        file.write(data)
 
 
 def _remove_quietly(path: Path) -> None:
@@ -72,6 +70,15 @@ def _fsync_folder(folder: Path) -> None:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux); 0o022 where it cannot be read."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
 
 
 def _reason(err: OSError) -> str:
