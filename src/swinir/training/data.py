@@ -212,10 +212,13 @@ class BatchKeys(Sampler[list[SampleKey]]):
 
 def _worker_init(_worker_id: int) -> None:
     """Worker setup. Their randomness never depends on worker state (see the module docstring), so only:
-    one OpenCV thread each, and ignore Ctrl-C (it reaches the whole process group), so that the workers
-    live on while the main process finishes its step and writes the checkpoint."""
+    one OpenCV thread each, and ignore stop signals: Ctrl-C reaches the whole process group, and schedulers,
+    ``kill -TERM -PGID`` or ``pkill -f`` send SIGTERM to every process of the job. The workers live on while
+    the main process finishes its step and writes the checkpoint; it ends them itself (and they exit when it
+    dies)."""
     cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def make_loader(dataset: TrainDataset, start: int, stop: int, *, rank: int = 0, world_size: int = 1,
