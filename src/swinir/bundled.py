@@ -34,7 +34,8 @@ class BundledModel:
     file: str
     description: str
     training: dict[str, Any] = field(default_factory=dict)
-    quality: dict[str, Any] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)  # row label -> {"model": {...}, baseline: {...}}
+    quality_measured: str = ""  # when and how the quality was measured
 
     @property
     def path(self) -> Path:
