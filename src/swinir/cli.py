@@ -84,8 +84,10 @@ def load_model(args: argparse.Namespace) -> Any:
 
     weights = args.weights or bundled_weights(args.task, args.scale)
     if getattr(args, "backend", "torch") == "onnxruntime":
-        from .export import OnnxRuntimeModel
-
+        try:
+            from .export import OnnxRuntimeModel
+        except ModuleNotFoundError as err:
+            raise SwinIRError(f"--backend onnxruntime is not available ({err}); use --backend torch") from err
         return OnnxRuntimeModel(weights)
     from .checkpoints import load
 
@@ -189,15 +191,19 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
     """(name, help, add_arguments, run) for every subcommand; optional parts are imported lazily."""
 
     def lazy(module: str, add: str, run: str) -> tuple[Callable, Callable]:
-        def add_fn(p: argparse.ArgumentParser) -> None:
+        def load(name: str) -> Callable:
             import importlib
 
-            getattr(importlib.import_module(module, __package__), add)(p)
+            try:
+                return getattr(importlib.import_module(module, __package__), name)
+            except ModuleNotFoundError as err:
+                raise SwinIRError(f"this command is not available in this installation ({err})") from err
+
+        def add_fn(p: argparse.ArgumentParser) -> None:
+            load(add)(p)
 
         def run_fn(args: argparse.Namespace) -> int:
-            import importlib
-
-            return getattr(importlib.import_module(module, __package__), run)(args)
+            return load(run)(args)
 
         return add_fn, run_fn
 
