@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_path
 from PIL import Image as PILImage
 
 import swinir
+from conftest import shared_path
 from swinir.bundled import bundled_model, bundled_models
 from swinir.cli import main
 from swinir.degradations import add_gaussian_noise, imresize, jpeg_compress
