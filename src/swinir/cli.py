@@ -47,7 +47,6 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations), 8x slower")
     p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                    help="bf16 is several times faster on CPUs with AMX and on recent GPUs")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--format", default="png", help="output format by extension: png (default), tif, bmp, jpg, webp")
@@ -79,17 +78,11 @@ def output_path(src: Path, output: Path, single: bool, fmt: str) -> Path:
 
 
 def load_model(args: argparse.Namespace) -> Any:
-    """The network (or ONNX Runtime session) named by --weights/--preset, or the bundled one for --task."""
+    """The network named by --weights/--preset, or the bundled one for --task."""
     from .bundled import bundled_weights
+    from .checkpoints import load
 
     weights = args.weights or bundled_weights(args.task, args.scale)
-    if getattr(args, "backend", "torch") == "onnxruntime":
-        try:
-            from .export import OnnxRuntimeModel
-        except ModuleNotFoundError as err:
-            raise SwinIRError(f"--backend onnxruntime is not available ({err}); use --backend torch") from err
-        return OnnxRuntimeModel(weights)
-    from .checkpoints import load
 
     return load(weights, args.preset, device=args.device)
 
@@ -224,7 +217,6 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
          *lazy(".evaluation", "add_eval_arguments", "run_eval_command")),
         ("train", "train SwinIR (resumable, distributed with torchrun)",
          *lazy(".training.cli", "add_train_arguments", "run_train_command")),
-        ("export", "export a model to ONNX", *lazy(".export", "add_export_arguments", "run_export_command")),
         ("models", "list the bundled models and their measured quality",
          *lazy(".bundled", "add_models_arguments", "run_models_command")),
         ("serve", "run the local web app and HTTP API", *lazy(".service", "add_serve_arguments", "run_serve_command")),

@@ -212,18 +212,24 @@ class BatchKeys(Sampler[list[SampleKey]]):
 
 def _worker_init(_worker_id: int) -> None:
     """Worker setup. Their randomness never depends on worker state (see the module docstring), so only:
-    one OpenCV thread each, and ignore stop signals: Ctrl-C reaches the whole process group, and schedulers,
+    ignore stop signals. Ctrl-C reaches the whole process group, and schedulers,
     ``kill -TERM -PGID`` or ``pkill -f`` send SIGTERM to every process of the job. The workers live on while
     the main process finishes its step and writes the checkpoint; it ends them itself (and they exit when it
     dies)."""
-    cv2.setNumThreads(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def make_loader(dataset: TrainDataset, start: int, stop: int, *, rank: int = 0, world_size: int = 1,
                 num_workers: int = 0, pin_memory: bool = False) -> DataLoader:
-    """Batches for iterations ``[start, stop)`` of this rank, in order, prefetched by ``num_workers``."""
+    """Batches for iterations ``[start, stop)`` of this rank, in order, prefetched by ``num_workers``.
+
+    With workers, OpenCV is limited to one thread *here, before they fork*: the workers are the
+    parallelism, and OpenCV's pool must not be resized inside a forked child (it waits to join pool
+    threads that the child does not have, and hangs).
+    """
+    if num_workers:
+        cv2.setNumThreads(1)
     return DataLoader(
         dataset, batch_sampler=BatchKeys(start, stop, dataset.global_batch, rank, world_size),
         num_workers=num_workers, pin_memory=pin_memory, worker_init_fn=_worker_init if num_workers else None,
