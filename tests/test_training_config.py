@@ -90,6 +90,10 @@ def test_overrides_are_parsed_as_yaml_and_validated_like_the_file(tmp_path: Path
                                           "train.betas=[0.9, 0.999]"])
     assert config.data.batch_size == 16 and config.task.sigma == (5.0, 25.0) and config.val.folder is None
     assert config.train.betas == (0.9, 0.999)
+    # one number is a non-blind level: [x, x]
+    fixed = load_config(path, overrides=["task.sigma=25", "task.quality=10"])
+    assert fixed.task.sigma == (25.0, 25.0) and fixed.task.quality == (10, 10)
+    assert parse_config(fixed.to_dict()) == fixed
     with pytest.raises(SwinIRError, match=r"--set expects SECTION\.KEY=VALUE, got 'data\.batch_size'"):
         load_config(path, overrides=["data.batch_size"])
     with pytest.raises(SwinIRError, match=r"unknown section 'optim'; valid sections: model, task"):

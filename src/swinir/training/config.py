@@ -48,12 +48,19 @@ REAL_ESRGAN_PERCEPTUAL_LAYERS = {"conv1_2": 0.1, "conv2_2": 0.1, "conv3_4": 1.0,
 @dataclass(frozen=True)
 class TaskConfig:
     """What the network learns. ``sigma``/``quality`` are ranges sampled uniformly per training patch
-    (equal ends train a non-blind model, as the paper does per noise level / quality)."""
+    (equal ends train a non-blind model, as the paper does per noise level / quality); a single number
+    ``x`` means ``[x, x]``."""
 
     name: Literal["classical_sr", "lightweight_sr", "real_sr", "gray_dn", "color_dn", "gray_car", "color_car"]
     scale: int = 1
-    sigma: tuple[float, float] = (15.0, 50.0)  # Gaussian noise std on the 0-255 scale (denoising)
-    quality: tuple[int, int] = (10, 40)  # OpenCV JPEG quality (artifact reduction)
+    sigma: tuple[float, float] | float = (15.0, 50.0)  # Gaussian noise std on the 0-255 scale (denoising)
+    quality: tuple[int, int] | int = (10, 40)  # OpenCV JPEG quality (artifact reduction)
+
+    def __post_init__(self) -> None:
+        for name in ("sigma", "quality"):
+            value = getattr(self, name)
+            if not isinstance(value, tuple):
+                object.__setattr__(self, name, (value, value))
 
 
 @dataclass(frozen=True)
