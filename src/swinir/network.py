@@ -15,9 +15,10 @@ Attention has two implementations, chosen per model with ``attention=``:
 
 * ``"fused"`` (default): the relative-position bias is gathered once (cached while the table is unchanged)
   and added inside one kernel: ``F.scaled_dot_product_attention`` on GPUs, ``baddbmm`` + softmax on CPUs,
-  where SDPA is slower for SwinIR's small head dims (see :meth:`WindowAttention.attend`). The shift mask of a shifted block is not a tensor over all windows: only the last row and the last
-  column of windows straddle the wrapped-around border, so those windows are attended again with one of
-  three cached bias+mask patterns. Nothing here grows with the image.
+  where SDPA is slower for SwinIR's small head dims (see :meth:`WindowAttention.attend`). The shift mask
+  of a shifted block is not a tensor over all windows: only the last row and the last column of windows
+  straddle the wrapped-around border, so those windows are attended again with one of three cached
+  bias+mask patterns. Nothing here grows with the image.
 * ``"reference"``: the arithmetic of the reference code (explicit ``q @ k^T``, softmax, the bias gathered
   and the mask built on every call). It is the baseline the benchmarks compare against.
 """
