@@ -74,8 +74,10 @@ def test_fused_attention_equals_reference_attention(size: tuple[int, int]) -> No
     x = torch.rand(2, 3, *size, dtype=torch.float64)
     with torch.no_grad():
         fused = model(x)
+        sdpa = model.set_attention("sdpa")(x)
         ref = model.set_attention("reference")(x)
     assert (fused - ref).abs().max() < 1e-12
+    assert (sdpa - ref).abs().max() < 1e-12
 
 
 def test_fused_attention_gradients_equal_reference() -> None:
@@ -83,11 +85,12 @@ def test_fused_attention_gradients_equal_reference() -> None:
     model.eval()  # no drop path, deterministic
     x = torch.rand(1, 3, 12, 16, dtype=torch.float64)
     grads = []
-    for attention in ("fused", "reference"):
+    for attention in ("fused", "sdpa", "reference"):
         model.zero_grad()
         model.set_attention(attention)(x).square().mean().backward()
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
-    assert torch.allclose(grads[0], grads[1], atol=1e-12)
+    assert torch.allclose(grads[0], grads[2], atol=1e-12)
+    assert torch.allclose(grads[1], grads[2], atol=1e-12)
 
 
 def test_bias_cache_follows_parameter_updates() -> None:
@@ -134,3 +137,7 @@ def test_bad_constructor_arguments_are_refused() -> None:
         SwinIR(upsampler="bilinear")
     with pytest.raises(ValueError, match="divisible"):
         SwinIR(upscale=1, embed_dim=10, num_heads=(3,), depths=(1,))
+    with pytest.raises(ValueError, match="attention must be one of fused, sdpa, reference, got 'flash'"):
+        SwinIR(upscale=1, attention="flash")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="attention must be one of"):
+        tiny().set_attention("flash")  # type: ignore[arg-type]

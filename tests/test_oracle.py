@@ -29,7 +29,7 @@ def build(meta: dict, weights: dict, attention: str = "fused") -> swinir.SwinIR:
     return model
 
 
-@pytest.mark.parametrize("attention", ["fused", "reference"])
+@pytest.mark.parametrize("attention", ["fused", "sdpa", "reference"])
 @pytest.mark.parametrize("case", CASES)
 def test_padded_forward_matches_reference(case: str, attention: str) -> None:
     meta, weights, io = load_case(case)

@@ -11,14 +11,17 @@ config (``relative_position_index`` in every block, ``attn_mask`` in shifted blo
 the training ``img_size``); here they are computed, never stored: when a reference state dict carries them
 they are checked for consistency and dropped (see :func:`_drop_derived_buffers`).
 
-Attention has two implementations, chosen per model with ``attention=``:
+Attention has three implementations, chosen per model with ``attention=``:
 
-* ``"fused"`` (default): the relative-position bias is gathered once (cached while the table is unchanged)
-  and added inside one kernel: ``F.scaled_dot_product_attention`` on GPUs, ``baddbmm`` + softmax on CPUs,
-  where SDPA is slower for SwinIR's small head dims (see :meth:`WindowAttention.attend`). The shift mask
-  of a shifted block is not a tensor over all windows: only the last row and the last column of windows
-  straddle the wrapped-around border, so those windows are attended again with one of three cached
-  bias+mask patterns. Nothing here grows with the image.
+* ``"fused"`` (default): the relative-position bias is gathered once (cached while the table is unchanged).
+  The shift mask of a shifted block is never a tensor over all windows: only the last row and the last
+  column of windows straddle the wrapped-around border, and they take one of three cached patterns.
+  On CPUs (and whenever autograd is on) the logits are one matmul, the bias and the border masks are
+  added in place, then softmax and a matmul (:func:`matmul_window_attention`); on GPUs it is
+  ``F.scaled_dot_product_attention``, with the border windows attended again with their masks
+  (:func:`sdpa_window_attention`). Nothing cached grows with the image.
+* ``"sdpa"``: always :func:`sdpa_window_attention` (to compare kernels on other hardware, e.g. CPUs with
+  AMX; ``benchmarks/infer_speed.py`` measures all three).
 * ``"reference"``: the arithmetic of the reference code (explicit ``q @ k^T``, softmax, the bias gathered
   and the mask built on every call). It is the baseline the benchmarks compare against.
 """
@@ -36,7 +39,8 @@ from torch import Tensor, nn
 
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect", "nearest+conv", ""]
 ResiConnection = Literal["1conv", "3conv"]
-Attention = Literal["fused", "reference"]
+Attention = Literal["fused", "sdpa", "reference"]
+ATTENTIONS: tuple[str, ...] = ("fused", "sdpa", "reference")
 
 UPSAMPLERS: tuple[str, ...] = ("pixelshuffle", "pixelshuffledirect", "nearest+conv", "")
 RESI_CONNECTIONS: tuple[str, ...] = ("1conv", "3conv")
@@ -114,6 +118,50 @@ def reference_window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, ma
         attn = attn.view(-1, nw, *attn.shape[1:]) + mask[None, :, None]
         attn = attn.view(-1, *attn.shape[2:])
     return attn.softmax(dim=-1) @ v
+
+
+WindowGrid = tuple[int, int, int]  # (batch, window rows, window columns) of a (B*nW, ...) window batch
+
+
+def matmul_window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, border_masks: Tensor | None,
+                            grid: WindowGrid, scale: float, dropout: float = 0.0) -> Tensor:
+    """softmax(scale q k^T + bias (+ shift mask)) v with plain matmuls, the logits written once.
+
+    ``q, k, v``: (B*nW, heads, N, d); ``bias``: (heads, N, N). ``border_masks`` (3, N, N): the bottom-row,
+    right-column and corner masks of a shifted block (see :func:`border_mask_patterns`), added in place to
+    those windows' logits only; None for an unshifted block.
+    """
+    attn = torch.matmul(q * scale, k.transpose(-2, -1))
+    attn += bias.to(attn.dtype)
+    if border_masks is not None:
+        masks = border_masks.to(attn.dtype)[:, None]  # (3, 1, N, N): broadcast over heads
+        logits = attn.view(*grid, *attn.shape[1:])
+        logits[:, -1, :-1] += masks[0]
+        logits[:, :-1, -1] += masks[1]
+        logits[:, -1, -1] += masks[2]
+    attn = attn.softmax(dim=-1)
+    if dropout:
+        attn = F.dropout(attn, dropout)
+    return attn @ v
+
+
+def sdpa_window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, border_masks: Tensor | None,
+                          grid: WindowGrid, scale: float, dropout: float = 0.0) -> Tensor:
+    """As :func:`matmul_window_attention`, through ``F.scaled_dot_product_attention``: all windows with the
+    bias alone, then the windows of the last row and column again with their shift mask."""
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=scale)
+    if border_masks is None:
+        return out
+    b, nh, nw = grid
+    dev = q.device
+    local = torch.cat([(nh - 1) * nw + torch.arange(nw, device=dev), torch.arange(nh - 1, device=dev) * nw + nw - 1])
+    pattern = torch.cat([torch.zeros(nw - 1, dtype=torch.long, device=dev), torch.tensor([2], device=dev),
+                         torch.ones(nh - 1, dtype=torch.long, device=dev)])  # 0: bottom, 1: right, 2: corner
+    index = (torch.arange(b, device=dev)[:, None] * (nh * nw) + local).reshape(-1)
+    masks = (bias.unsqueeze(0) + border_masks.to(bias.dtype)[:, None])[pattern].repeat(b, 1, 1, 1)
+    sub = F.scaled_dot_product_attention(q[index], k[index], v[index], attn_mask=masks.to(q.dtype),
+                                         dropout_p=dropout, scale=scale)
+    return out.index_copy(0, index, sub)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -216,24 +264,20 @@ class WindowAttention(nn.Module):
         b, h, n, d = out.shape
         return self.proj_drop(self.proj(out.transpose(1, 2).reshape(b, n, h * d)))
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor) -> Tensor:
-        """Attention with an additive bias broadcast to (B', heads, N, N).
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, border_masks: Tensor | None, grid: WindowGrid, *,
+               sdpa: bool = False) -> Tensor:
+        """Window attention with the cached relative-position bias (and the shift mask on border windows).
 
-        On CPUs, and whenever autograd is on, this is ``baddbmm`` (bias + scaled q k^T in one call) then
-        softmax and a matmul: CPU SDPA is slower for SwinIR's head dims of 10 to 30 (measured on SwinIR-S /
-        SwinIR-M inference, AMD EPYC, 2026-11-24: 1.16x / 1.12x faster in fp32, 2.07x / 1.37x in bf16), and
-        with autograd on it falls back to its "math" kernel, ~4x slower for the training step. On GPUs
-        without autograd, SDPA's fused kernels win.
+        On CPUs, and whenever autograd is on, this is :func:`matmul_window_attention`: CPU SDPA is slower
+        for SwinIR's head dims of 10 to 30 (``benchmarks/infer_speed.py``), and with autograd on it falls
+        back to its "math" kernel, ~4x slower for the training step. On GPUs without autograd, SDPA's fused
+        kernels win. ``sdpa=True`` always takes :func:`sdpa_window_attention`.
         """
-        bias = bias.to(q.dtype)
-        if q.device.type == "cpu" or (torch.is_grad_enabled() and q.requires_grad):
-            attn = torch.baddbmm(bias.expand(q.shape[0], -1, -1, -1).reshape(-1, *bias.shape[-2:]),
-                                 q.reshape(-1, *q.shape[-2:]), k.reshape(-1, *k.shape[-2:]).transpose(-2, -1),
-                                 alpha=self.scale).view(*q.shape[:-1], k.shape[-2]).softmax(-1)
-            if self.training and self.attn_drop:
-                attn = F.dropout(attn, self.attn_drop)
-            return attn @ v
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+        dropout = self.attn_drop if self.training else 0.0
+        bias = self.relative_position_bias()
+        if not sdpa and (q.device.type == "cpu" or (torch.is_grad_enabled() and q.requires_grad)):
+            return matmul_window_attention(q, k, v, bias, border_masks, grid, self.scale, dropout)
+        return sdpa_window_attention(q, k, v, bias, border_masks, grid, self.scale, dropout)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
@@ -252,7 +296,7 @@ class SwinTransformerBlock(nn.Module):
         mlp_ratio: hidden width of the MLP relative to ``dim``.
         qkv_bias: learn a bias for q, k, v.
         drop, attn_drop, drop_path: dropout rates (training only).
-        attention: ``"fused"`` or ``"reference"`` (see the module docstring).
+        attention: ``"fused"``, ``"sdpa"`` or ``"reference"`` (see the module docstring).
     """
 
     def __init__(
@@ -303,32 +347,12 @@ class SwinTransformerBlock(nn.Module):
             mask = shift_attention_mask(h, w, ws, s).to(x) if s else None
             out = reference_window_attention(q * self.attn.scale, k, v, self.attn._gather_bias(), mask)
         else:
-            bias = self.attn.relative_position_bias()
-            out = self.attn.attend(q, k, v, bias)
-            if s:
-                out = self._reattend_border_windows(out, q, k, v, bias, b, h // ws, w // ws)
+            masks = self.border_masks if s else None
+            out = self.attn.attend(q, k, v, masks, (b, h // ws, w // ws), sdpa=self.attention == "sdpa")
         x = window_reverse(self.attn.merge_heads(out), ws, h, w)
         if s:
             x = torch.roll(x, shifts=(s, s), dims=(1, 2))
         return x
-
-    def _reattend_border_windows(
-        self, out: Tensor, q: Tensor, k: Tensor, v: Tensor, bias: Tensor, b: int, nh: int, nw: int
-    ) -> Tensor:
-        """Redo the windows of the last row and column with their shift mask; all others need none."""
-        rows = torch.arange(nh, device=q.device)
-        cols = torch.arange(nw, device=q.device)
-        last_row = (nh - 1) * nw + cols  # includes the corner
-        last_col = rows[:-1] * nw + (nw - 1)
-        local = torch.cat([last_row, last_col])
-        pattern = torch.cat(
-            [torch.zeros(nw - 1, dtype=torch.long, device=q.device), torch.tensor([2], device=q.device),
-             torch.ones(nh - 1, dtype=torch.long, device=q.device)]
-        )  # 0: bottom, 1: right, 2: corner
-        index = (torch.arange(b, device=q.device)[:, None] * (nh * nw) + local).reshape(-1)
-        masks = (bias.unsqueeze(0) + self.border_masks.to(bias.dtype)[:, None])[pattern]  # (nB, heads, N, N)
-        sub = self.attn.attend(q[index], k[index], v[index], masks.repeat(b, 1, 1, 1))
-        return out.index_copy(0, index, sub)
 
     def _drop_derived_buffers(self, _module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
         """Accept the reference's derived buffers: check them against what this block computes, then drop them."""
@@ -482,7 +506,8 @@ class SwinIR(nn.Module):
         patch_norm: LayerNorm after the shallow conv (all published models do).
         drop_rate, attn_drop_rate, drop_path_rate: regularisation during training (the reference default of
             drop_path_rate 0.1 is kept).
-        attention: ``"fused"`` (default) or ``"reference"`` (the reference arithmetic, for benchmarks).
+        attention: ``"fused"`` (default), ``"sdpa"`` or ``"reference"`` (the reference arithmetic, for
+            benchmarks); see the module docstring.
     """
 
     def __init__(
@@ -514,8 +539,8 @@ class SwinIR(nn.Module):
             raise ValueError(f"upsampler '' restores at the same size; upscale must be 1, got {upscale}")
         if upsampler == "nearest+conv" and upscale not in (2, 4):
             raise ValueError(f"upsampler 'nearest+conv' supports upscale 2 or 4, got {upscale}")
-        if attention not in ("fused", "reference"):
-            raise ValueError(f"attention must be 'fused' or 'reference', got {attention!r}")
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
         self.upscale = upscale
         self.in_chans = in_chans
         self.img_size = img_size
@@ -566,9 +591,9 @@ class SwinIR(nn.Module):
     # ---- switches -----------------------------------------------------------------------------------
 
     def set_attention(self, attention: Attention) -> SwinIR:
-        """Switch every block between the fused and the reference-faithful attention."""
-        if attention not in ("fused", "reference"):
-            raise ValueError(f"attention must be 'fused' or 'reference', got {attention!r}")
+        """Switch every block's attention implementation (see the module docstring)."""
+        if attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
         for block in self.blocks():
             block.attention = attention
         return self
