@@ -7,17 +7,16 @@ idle while it ran: the CPU time the whole machine spent (``/proc/stat``) minus t
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+
+from swinir.hardware import cpu_flags, cpu_model_name, machine_line  # noqa: F401  (re-exported)
 
 BUSY_LIMIT = 0.15  # CPUs used by other processes, on average over a timed call, above which it is repeated
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -111,48 +110,6 @@ def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
     with torch.inference_mode(), counter:
         model(x)
     return counter.get_total_flops()
-
-
-def cpu_model_name() -> str:
-    """``Model name`` from lscpu (falls back to /proc/cpuinfo, then platform)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def machine_line() -> str:
-    """One line naming the CPU, its relevant SIMD extensions, cores, RAM, torch and the date."""
-    flags = cpu_flags()
-    simd = [f for f in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
-    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (
-        f"{cpu_model_name()} ({', '.join(simd) or 'no AVX-512'}), {len(os.sched_getaffinity(0))} CPUs, "
-        f"{mem_gib:.0f} GiB RAM; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"{_dt.datetime.now().strftime('%Y-%m-%d %H:%M')}"
-    )
 
 
 def peak_rss_mb() -> float:

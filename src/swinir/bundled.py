@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,25 @@ class BundledModel:
     training: dict[str, Any] = field(default_factory=dict)
     quality: dict[str, Any] = field(default_factory=dict)  # row label -> {"model": {...}, baseline: {...}}
     quality_measured: str = ""  # when and how the quality was measured
+    ledger: list[dict[str, Any]] = field(default_factory=list)  # every candidate the campaign measured
+    comparisons: list[dict[str, Any]] = field(default_factory=list)  # recipe comparisons behind the recipe
+
+    @property
+    def label(self) -> str:
+        """``sr x4``, ``denoise``, ``jpeg``: what users type after ``--task`` (and ``--scale``)."""
+        return f"{self.task} x{self.scale}" if self.task == "sr" else self.task
+
+    def quality_rows(self) -> list[tuple[str, float, str, float]]:
+        """(row, model value, baseline name, baseline value) of the first metric of every measured row."""
+        rows = []
+        for label, values in self.quality.items():
+            model = values.get("model", {})
+            baseline = next((k for k in values if k != "model"), None)
+            if not model or baseline is None:
+                continue
+            metric = next(iter(model))
+            rows.append((label, float(model[metric]), baseline, float(values[baseline].get(metric, float("nan")))))
+        return rows
 
     @property
     def path(self) -> Path:
@@ -78,22 +98,34 @@ def bundled_weights(task: str | None = None, scale: int | None = None) -> Path:
 
 
 def add_models_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the manifest entries as JSON")
+    p.add_argument("--json", action="store_true", help="print the manifest entries as JSON (for scripts)")
+
+
+def models_table(models: list[BundledModel]) -> str:
+    """The bundled models as a text table: one line per measured row, ``model / baseline`` in dB."""
+    header = ("model", "task", "size", "iterations", "measured (dB): model / baseline")
+    lines: list[tuple[str, ...]] = []
+    for m in models:
+        rows = m.quality_rows() or [("not measured", math.nan, "", math.nan)]
+        for i, (label, value, baseline, base) in enumerate(rows):
+            measured = f"{label}: {value:.2f} / {base:.2f} {baseline}" if baseline else label
+            first = (m.name, m.label, f"{m.path.stat().st_size / 1e6:.1f} MB",
+                     f"{m.training.get('iterations', 0):,}") if i == 0 else ("", "", "", "")
+            lines.append((*first, measured))
+    widths = [max(len(r[c]) for r in [header, *lines]) for c in range(len(header))]
+    fmt = "  ".join(f"{{:{'>' if c in (2, 3) else '<'}{w}}}" for c, w in enumerate(widths))
+    return "\n".join(fmt.format(*r).rstrip() for r in [header, *lines])
 
 
 def run_models_command(args: argparse.Namespace) -> int:
     models = bundled_models()
     if args.json:
-        print(json.dumps([m.__dict__ for m in models], indent=2))
+        print(json.dumps([{**m.__dict__, "path": str(m.path)} for m in models], indent=2))
         return 0
     if not models:
         print("no bundled models in this installation; pass --weights to restore and eval")
         return 0
-    for m in models:
-        size = m.path.stat().st_size / 1e6
-        print(f"{m.name}: {m.description} [{m.task}{f' x{m.scale}' if m.task == 'sr' else ''}, {size:.1f} MB]")
-        for key, value in m.training.items():
-            print(f"    training.{key}: {value}")
-        for key, value in m.quality.items():
-            print(f"    quality.{key}: {value}")
+    print(models_table(models))
+    measured = {m.quality_measured for m in models if m.quality_measured}
+    print("\nmeasured with swinir eval (" + "; ".join(sorted(measured)) + "); model cards: docs/bundled_models.md")
     return 0

@@ -22,6 +22,7 @@ recipe name or a YAML path relative to the file); mappings are merged key by key
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -39,6 +40,7 @@ from ..presets import PRESETS, ModelConfig, get_preset
 Precision = Literal["fp32", "bf16", "fp16"]
 LossName = Literal["auto", "l1", "l2", "charbonnier"]
 Stage = Literal["psnr", "gan"]
+Schedule = Literal["multistep", "cosine"]
 GanLoss = Literal["bce", "hinge"]
 
 DATA_ROOT_ENV = "SWINIR_DATA"
@@ -94,14 +96,24 @@ class ValConfig:
 
 @dataclass(frozen=True)
 class TrainSection:
-    """Optimisation. ``milestones`` below 1 are fractions of ``iterations``, others absolute iterations."""
+    """Optimisation. ``milestones`` below 1 are fractions of ``iterations``, others absolute iterations.
+
+    The learning rate follows ``schedule``: ``multistep`` (the paper's: multiplied by ``gamma`` at every
+    milestone) or ``cosine`` (from ``lr`` down to ``lr_min`` over ``iterations``). ``warmup`` ramps it up
+    linearly over the first iterations of every *segment* that starts with a fresh optimiser: a new run, or
+    one continued from weights (``continue_from``), where a fresh Adam state at full rate would jolt the
+    weights.
+    """
 
     iterations: int = 500_000
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.0
+    schedule: Schedule = "multistep"
     milestones: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95)
     gamma: float = 0.5  # the learning rate is multiplied by gamma at every milestone
+    lr_min: float = 0.0  # cosine: the rate reached at ``iterations``
+    warmup: int = 0  # linear warm-up iterations at the start of each fresh-optimiser segment
     ema_decay: float = 0.999
     ema_warmup: bool = True  # decay min(ema_decay, (1 + i) / (10 + i)): a useful average from the start
     precision: Precision = "fp32"
@@ -112,6 +124,9 @@ class TrainSection:
     drop_path_rate: float = 0.1
     grad_checkpointing: bool = False
     init_weights: str | None = None  # start from these weights (e.g. the PSNR stage before the GAN stage)
+    # continue these exported weights (e.g. a bundled model): iteration counter, schedule position, hours and
+    # history carry on from their metadata; only the optimiser state is new
+    continue_from: str | None = None
     threads: int | None = None  # torch CPU threads per process; None = torch's default
     stage: Stage = "psnr"  # gan: adversarial + perceptual + pixel losses with a U-Net discriminator (SR only)
     perceptual_weights: str | None = None  # VGG19 weights file (safetensors or .pth); needed by the GAN stage
@@ -174,10 +189,22 @@ class RunConfig:
         total = self.train.iterations
         return tuple(round(m * total) if m < 1 else int(m) for m in self.train.milestones)
 
-    def learning_rate(self, iteration: int, base: float | None = None) -> float:
-        """The learning rate of the step that starts at ``iteration`` (0-based): a pure function, no state."""
-        passed = sum(1 for m in self.milestone_iterations if iteration >= m)
-        return (self.train.lr if base is None else base) * self.train.gamma**passed
+    def learning_rate(self, iteration: int, base: float | None = None, segment_start: int = 0) -> float:
+        """The learning rate of the step that starts at ``iteration`` (0-based): a pure function of the
+        iteration and of where the current fresh-optimiser segment began (for ``train.warmup``)."""
+        tr = self.train
+        peak = tr.lr if base is None else base
+        if tr.schedule == "cosine":
+            low = tr.lr_min * peak / tr.lr
+            progress = min(1.0, iteration / tr.iterations)
+            rate = low + (peak - low) * 0.5 * (1 + math.cos(math.pi * progress))
+        else:
+            passed = sum(1 for m in self.milestone_iterations if iteration >= m)
+            rate = peak * tr.gamma**passed
+        into = iteration - segment_start
+        if tr.warmup and 0 <= into < tr.warmup:
+            rate *= (into + 1) / (tr.warmup + 1)
+        return rate
 
 
 SECTIONS: dict[str, type] = {
@@ -506,6 +533,10 @@ def _check_semantics(cfg: RunConfig) -> None:
     need(0 <= tr.ema_decay < 1, f"train.ema_decay must lie in [0, 1), got {tr.ema_decay}")
     need(all(m_ > 0 for m_ in tr.milestones) and list(cfg.milestone_iterations) == sorted(cfg.milestone_iterations),
          f"train.milestones must be positive and increasing, got {list(tr.milestones)}")
+    need(0 <= tr.lr_min <= tr.lr, f"train.lr_min must lie in [0, train.lr], got {tr.lr_min}")
+    need(tr.warmup >= 0, f"train.warmup must be 0 or more, got {tr.warmup}")
+    need(not (tr.init_weights and tr.continue_from),
+         "train.init_weights starts a new run from weights, train.continue_from continues them: give one")
     need(tr.grad_clip is None or tr.grad_clip > 0, f"train.grad_clip must be positive or null, got {tr.grad_clip}")
     need(tr.charbonnier_eps > 0, "train.charbonnier_eps must be positive")
     need(0 <= tr.drop_path_rate < 1, f"train.drop_path_rate must lie in [0, 1), got {tr.drop_path_rate}")

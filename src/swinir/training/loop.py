@@ -57,12 +57,14 @@ from .state import (
     BEST_WEIGHTS,
     CHECKPOINT_FORMAT,
     capture_rng,
+    continued_lineage,
     files_digest,
     latest_checkpoint,
     list_checkpoints,
     remove_temporaries,
     restore_rng,
     save_checkpoint,
+    segment_record,
     training_metadata,
 )
 from .tasks import task_behaviour
@@ -70,9 +72,10 @@ from .tasks import task_behaviour
 EXIT_FINISHED = 0
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 # Keys that may differ when a run is resumed: they change neither the weights nor the data order
-# (train.iterations re-spreads fractional milestones over the new budget; see docs/training.md).
+# (train.iterations re-spreads fractional milestones over the new budget; see docs/training.md). The starting
+# weights (init_weights, continue_from) are read only when a run starts; a resumed run takes its checkpoint's.
 SAFE_ON_RESUME = ("train.iterations", "train.threads", "data.num_workers", "data.cache_images", "data.root",
-                  "val.every", "log.", "checkpoint.")
+                  "train.init_weights", "train.continue_from", "val.every", "log.", "checkpoint.")
 
 
 @dataclass(frozen=True)
@@ -199,7 +202,8 @@ class Trainer:
         self.device = resolve_device(device, self.dist)
         self._log_fn = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self._bar: Any = None
-        self._segment_start: float | None = None
+        self._run_started: float | None = None
+        self._run_cpu_started: float | None = None
 
         resumed: dict[str, Any] | None = None
         changed: list[str] = []
@@ -247,6 +251,11 @@ class Trainer:
 
         self.iteration = 0
         self.elapsed = 0.0
+        self.segment_start = 0  # iteration where the current optimiser state began (warm-up, history)
+        self.segment_elapsed = 0.0  # elapsed seconds at that point
+        self.cpu_seconds = 0.0  # CPU time of the process (all threads) before this segment of the loop
+        self.segment_cpu = 0.0  # CPU seconds at the start of the optimiser segment
+        self.history: list[dict[str, Any]] = []  # earlier segments of the weights' training (continue_from)
         self.best: tuple[float, int] | None = None  # (psnr, iteration)
         self.last_val: dict[str, float] = {}
         self.digest = files_digest([p for p, _ in self.dataset.entries])
@@ -254,6 +263,8 @@ class Trainer:
             self._restore(resumed, path, changed)
         elif tr.init_weights:
             self._load_init_weights(tr.init_weights)
+        elif tr.continue_from:
+            self._continue_from(tr.continue_from)
         self.net: nn.Module = self._wrap(self.model)
         if self.gan:
             self.disc_net = self._wrap(self.disc)
@@ -301,6 +312,21 @@ class Trainer:
         self.ema.load_state_dict(state, strict=True)
         self.log(f"initialised from {weights}")
 
+    def _continue_from(self, weights: str) -> None:
+        """Start from exported weights and carry on their counters: iterations, hours, history."""
+        path = self.config.resolve_path(weights)
+        state, meta = read_checkpoint(path)
+        check_state_dict(self.model, state)
+        self.model.load_state_dict(state, strict=True)
+        self.ema.load_state_dict(state, strict=True)
+        lineage = continued_lineage(meta)
+        self.iteration = self.segment_start = lineage.iterations
+        self.elapsed = self.segment_elapsed = lineage.hours * 3600
+        self.cpu_seconds = self.segment_cpu = lineage.cpu_hours * 3600
+        self.history = list(lineage.history)
+        self.log(f"continuing {weights} at iteration {self.iteration:,} ({lineage.hours:.2f} h trained before; "
+                 "fresh optimiser state)")
+
     def _restore(self, state: Mapping[str, Any], path: Path, changed: list[str]) -> None:
         self.model.load_state_dict(state["params"])
         self.ema.load_state_dict(state["params_ema"])
@@ -315,6 +341,11 @@ class Trainer:
         self.iteration = int(state["iteration"])
         progress = state.get("progress", {})
         self.elapsed = float(progress.get("elapsed", 0.0))
+        self.segment_start = int(progress.get("segment_start", 0))
+        self.segment_elapsed = float(progress.get("segment_elapsed", 0.0))
+        self.cpu_seconds = float(progress.get("cpu_seconds", 0.0))
+        self.segment_cpu = float(progress.get("segment_cpu", 0.0))
+        self.history = list(progress.get("history", []))
         if progress.get("best_psnr") is not None:
             self.best = (float(progress["best_psnr"]), int(progress["best_iteration"]))
         rng = state["rng"]
@@ -367,7 +398,7 @@ class Trainer:
 
     def step(self, lq: Tensor, hr: Tensor) -> dict[str, float]:
         """One optimisation step on a (local) batch; returns the losses as floats."""
-        lr = self.config.learning_rate(self.iteration)
+        lr = self.config.learning_rate(self.iteration, segment_start=self.segment_start)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         lq = lq.to(self.device, non_blocking=True)
@@ -386,7 +417,7 @@ class Trainer:
 
     def _gan_step(self, lq: Tensor, hr: Tensor) -> dict[str, float]:
         tr = self.config.train
-        base = self.config.learning_rate(self.iteration, tr.d_lr)
+        base = self.config.learning_rate(self.iteration, tr.d_lr, self.segment_start)
         for group in self.optimizer_d.param_groups:
             group["lr"] = base
         self.disc.requires_grad_(False)
@@ -480,7 +511,9 @@ class Trainer:
             "progress": {"elapsed": self._elapsed(), "world_size": self.dist.world_size,
                          "best_psnr": self.best[0] if self.best else None,
                          "best_iteration": self.best[1] if self.best else None,
-                         "last_psnr": self.last_val.get("psnr")},
+                         "last_psnr": self.last_val.get("psnr"), "segment_start": self.segment_start,
+                         "segment_elapsed": self.segment_elapsed, "cpu_seconds": self._cpu(),
+                         "segment_cpu": self.segment_cpu, "history": self.history},
             "versions": {"swinir": __version__, "torch": str(torch.__version__)},
         }
         if self.gan:
@@ -512,11 +545,23 @@ class Trainer:
             raise RuntimeError(f"distributed ranks hold different weights: {[g.item() for g in gathered]}")
 
     def _export(self, name: str, extra: Mapping[str, Any]) -> None:
-        meta = training_metadata(self.config, self.iteration, extra)
+        meta = training_metadata(self.config, self.iteration, extra, hours=self._elapsed() / 3600,
+                                 cpu_hours=self._cpu() / 3600, history=self.lineage())
         save_safetensors(self.run_dir / name, self.ema, self.config.model, meta)
 
+    def lineage(self) -> list[dict[str, Any]]:
+        """Every training segment of the current weights, this run's (up to now) last."""
+        return [*self.history, segment_record(self.config, self.segment_start, self.iteration,
+                                              (self._elapsed() - self.segment_elapsed) / 3600,
+                                              (self._cpu() - self.segment_cpu) / 3600)]
+
     def _elapsed(self) -> float:
-        return self.elapsed + (time.monotonic() - self._segment_start if self._segment_start is not None else 0.0)
+        return self.elapsed + (time.monotonic() - self._run_started if self._run_started is not None else 0.0)
+
+    def _cpu(self) -> float:
+        """CPU seconds of this process (all threads) trained so far, earlier segments and runs included."""
+        started = self._run_cpu_started
+        return self.cpu_seconds + (time.process_time() - started if started is not None else 0.0)
 
     def _plot(self) -> None:
         if self.csv is not None and self.config.log.plot:
@@ -578,7 +623,8 @@ class Trainer:
         loader = make_loader(self.dataset, self.iteration, total, rank=self.dist.rank,
                              world_size=self.dist.world_size, num_workers=cfg.data.num_workers,
                              pin_memory=self.device.type == "cuda")
-        self._segment_start = time.monotonic()
+        self._run_started = time.monotonic()
+        self._run_cpu_started = time.process_time()
         last_save = time.monotonic()
         window: dict[str, list[float]] = {}
         window_start, window_iter = time.monotonic(), self.iteration
@@ -598,7 +644,7 @@ class Trainer:
                 train_values: dict[str, float | None] = {}
                 if it % cfg.log.every == 0 or stop or it == total:
                     train_values = {k: float(np.mean(v)) for k, v in window.items()}
-                    train_values["lr"] = cfg.learning_rate(it - 1)
+                    train_values["lr"] = cfg.learning_rate(it - 1, segment_start=self.segment_start)
                     rate = (time.monotonic() - window_start) / max(1, it - window_iter)
                     self._progress_line(bar, it, total, train_values, rate)
                     window, window_start, window_iter = {}, time.monotonic(), it

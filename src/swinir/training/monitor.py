@@ -176,25 +176,50 @@ def plot_progress(path: Path, rows: Sequence[Mapping[str, float | None]], *,
     if title:
         draw.text((width - MARGIN[2] - draw.textlength(title, font=font), 6), title, fill="black", font=font)
     half = height // 2
-    _panel(draw, font, (0, 0, width, half), loss, x_max, "training loss", (31, 119, 180), log_y=True)
-    _panel(draw, font, (0, half, width, height), psnr, x_max, "validation PSNR (dB, EMA weights)", (214, 39, 40),
-           log_y=False, reference=baseline_psnr)
+    _panel(draw, font, (0, 0, width, half), [(loss, SERIES_COLORS[0], "")], x_max, "training loss", log_y=True)
+    _panel(draw, font, (0, half, width, height), [(psnr, SERIES_COLORS[1], "")], x_max,
+           "validation PSNR (dB, EMA weights)", log_y=False, reference=baseline_psnr)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+SERIES_COLORS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75),
+                 (227, 119, 194), (127, 127, 127))
+
+
+def plot_curves(path: Path, curves: Mapping[str, Sequence[tuple[float, float]]], *, x_label: str, y_label: str,
+                title: str = "", reference: float | None = None) -> None:
+    """Several labelled curves on one panel (e.g. validation PSNR of recipe variants), written as PNG."""
+    width, height = PLOT_SIZE
+    image = Image.new("RGB", PLOT_SIZE, "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    series = [(list(points), SERIES_COLORS[i % len(SERIES_COLORS)], label)
+              for i, (label, points) in enumerate(curves.items())]
+    x_max = max([p[0] for pts, _, _ in series for p in pts] + [1])
+    if title:
+        draw.text((MARGIN[0], 6), title, fill="black", font=font)
+    _panel(draw, font, (0, 0, width, height - 20), series, x_max, y_label, log_y=False, reference=reference)
+    draw.text((width // 2 - draw.textlength(x_label, font=font) // 2, height - 16), x_label, fill="black", font=font)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     write_bytes_atomic(path, buffer.getvalue())
 
 
 def _panel(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, box: tuple[int, int, int, int],
-           points: list[tuple[float, float]], x_max: float, label: str, color: tuple[int, int, int],
+           series: list[tuple[list[tuple[float, float]], tuple[int, int, int], str]], x_max: float, label: str,
            *, log_y: bool, reference: float | None = None) -> None:
+    """One framed panel with axes; ``series`` are (points, colour, legend label) drawn as lines."""
     left, top = box[0] + MARGIN[0], box[1] + MARGIN[1]
     right, bottom = box[2] - MARGIN[2], box[3] - MARGIN[3]
     draw.rectangle((left, top, right, bottom), outline="black")
     draw.text((left, top - 14), label, fill="black", font=font)
-    if not points:
+    points_all = [p for pts, _, _ in series for p in pts]
+    if not points_all:
         draw.text((left + 10, top + 10), "no data yet", fill="gray", font=font)
         return
-    ys = [p[1] for p in points] + ([reference] if reference is not None else [])
+    ys = [p[1] for p in points_all] + ([reference] if reference is not None else [])
     transform = math.log10 if log_y else float
     lo, hi = transform(min(ys)), transform(max(ys))
     if hi - lo < 1e-9:
@@ -220,8 +245,13 @@ def _panel(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, box: tuple[int,
         for x in range(int(left), int(right), 12):
             draw.line((x, y, min(x + 6, right), y), fill="gray")
         draw.text((right - 90, y - 14), f"baseline {reference:.2f}", fill="gray", font=font)
-    coords = [xy(x, y) for x, y in points]
-    if len(coords) > 1:
-        draw.line(coords, fill=color, width=2)
-    for cx, cy in coords[-1:] if len(coords) > 30 else coords:
-        draw.ellipse((cx - 2, cy - 2, cx + 2, cy + 2), fill=color)
+    for n, (points, color, name) in enumerate(series):
+        coords = [xy(x, y) for x, y in points]
+        if len(coords) > 1:
+            draw.line(coords, fill=color, width=2)
+        for cx, cy in coords[-1:] if len(coords) > 30 else coords:
+            draw.ellipse((cx - 2, cy - 2, cx + 2, cy + 2), fill=color)
+        if name and len(series) > 1:
+            ly = top + 8 + 14 * n
+            draw.line((right - 170, ly + 6, right - 150, ly + 6), fill=color, width=3)
+            draw.text((right - 145, ly), name, fill="black", font=font)

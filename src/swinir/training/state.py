@@ -20,6 +20,8 @@ import random
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +31,7 @@ import torch
 from ..checkpoints import read_checkpoint, save_safetensors
 from ..errors import SwinIRError
 from ..fileio import atomic_path
+from ..hardware import machine_summary
 from .config import RunConfig, parse_config
 
 CHECKPOINT_FORMAT = 1
@@ -143,8 +146,52 @@ def files_digest(paths: Sequence[Path]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def training_metadata(config: RunConfig, iteration: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The ``swinir.*`` metadata of exported weights: task, iterations, data, and the full training config."""
+@dataclass(frozen=True)
+class Lineage:
+    """How far exported weights have been trained: iterations, wall-clock hours and the segments behind them."""
+
+    iterations: int
+    hours: float  # wall-clock
+    cpu_hours: float  # CPU time of the training processes (all threads)
+    history: tuple[dict[str, Any], ...]
+
+
+def segment_record(config: RunConfig, start: int, end: int, hours: float, cpu_hours: float) -> dict[str, Any]:
+    """One training segment of a model's history: where it ran, how long, and the recipe's levers."""
+    tr, data = config.train, config.data
+    return {
+        "start": start, "end": end, "hours": round(hours, 3), "cpu_hours": round(cpu_hours, 3),
+        "date": date.today().isoformat(),
+        "machine": machine_summary(), "threads": tr.threads or torch.get_num_threads(),
+        "lr": tr.lr, "schedule": tr.schedule, "warmup": tr.warmup, "drop_path_rate": tr.drop_path_rate,
+        "batch_size": data.batch_size, "patch_size": data.patch_size, "precision": tr.precision,
+    }
+
+
+def continued_lineage(meta: Mapping[str, str]) -> Lineage:
+    """The lineage recorded in exported weights' metadata (``swinir.iterations``, ``.train_hours``, ``.history``).
+
+    Weights without a history (exported before it was recorded) count as one segment of their iterations.
+    """
+    if "swinir.iterations" not in meta:
+        raise SwinIRError("train.continue_from needs weights exported by swinir train (they record their "
+                          "iterations); to start a new run from other weights use train.init_weights")
+    iterations = int(meta["swinir.iterations"])
+    hours = float(meta.get("swinir.train_hours", 0.0))
+    cpu_hours = float(meta.get("swinir.cpu_hours", hours))
+    history = tuple(json.loads(meta["swinir.history"])) if "swinir.history" in meta else (
+        {"start": 0, "end": iterations, "hours": round(hours, 3), "note": "recorded before histories were kept"},)
+    return Lineage(iterations, hours, cpu_hours, history)
+
+
+def training_metadata(config: RunConfig, iteration: int, extra: Mapping[str, Any] | None = None, *,
+                      hours: float | None = None, cpu_hours: float | None = None,
+                      history: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The ``swinir.*`` metadata of exported weights: task, iterations, hours, history, data, the training config.
+
+    ``iterations`` and ``hours`` count the whole lineage (a continued model carries on its counters), so a
+    model continued over several sessions still says how much training it has had in all.
+    """
     meta: dict[str, Any] = {
         "task": config.task.name,
         "scale": str(config.task.scale),
@@ -153,6 +200,12 @@ def training_metadata(config: RunConfig, iteration: int, extra: Mapping[str, Any
         "training_config": json.dumps(config.to_dict(), sort_keys=True),
         "weights": "params_ema",
     }
+    if hours is not None:
+        meta["train_hours"] = f"{hours:.6f}"
+    if cpu_hours is not None:
+        meta["cpu_hours"] = f"{cpu_hours:.6f}"
+    if history is not None:
+        meta["history"] = json.dumps(list(history))
     if config.val.folder:
         meta["val_dataset"] = str(config.resolve_path(config.val.folder))
     meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()})
@@ -178,5 +231,13 @@ def export_weights(run_dir: str | Path, out: str | Path, which: Literal["best", 
     config = run_config(state)
     progress = state.get("progress", {})
     extra = {"val_psnr": progress.get("last_psnr")} if progress.get("last_psnr") is not None else {}
-    save_safetensors(out, state["params_ema"], config.model, training_metadata(config, state["iteration"], extra))
+    hours = float(progress.get("elapsed", 0.0)) / 3600
+    cpu_hours = float(progress.get("cpu_seconds", 0.0)) / 3600
+    iteration = int(state["iteration"])
+    start = int(progress.get("segment_start", 0))
+    segment = segment_record(config, start, iteration, hours - float(progress.get("segment_elapsed", 0.0)) / 3600,
+                             cpu_hours - float(progress.get("segment_cpu", 0.0)) / 3600)
+    history = [*progress.get("history", []), segment]
+    meta = training_metadata(config, iteration, extra, hours=hours, cpu_hours=cpu_hours, history=history)
+    save_safetensors(out, state["params_ema"], config.model, meta)
     return out

@@ -1,0 +1,897 @@
+"""The bundled models' training campaign: continue them, measure them, ship only what measures better.
+
+Every session adds to the same four models. Training continues from the *shipped* weights (their metadata
+records iterations, hours and history, so the counters add up across sessions and machines) unless a run
+folder of this machine is already further along, which is then resumed exactly. After each slice of
+training the candidate is measured with the evaluation protocol of ``swinir eval`` and replaces the shipped
+file only when it measures better on the target rows; every measurement is logged in the manifest and the
+model cards.
+
+    python scripts/campaign.py run --hours 2 [--parallel 2] [--slice-minutes 60] [--only NAME] [--runs DIR]
+    python scripts/campaign.py compare NAME --minutes 30 --variant LABEL=KEY=VALUE[;KEY=VALUE] [--variant ...]
+    python scripts/campaign.py consider NAME CANDIDATE.safetensors   # measure; ship if better
+    python scripts/campaign.py measure [NAME ...]                    # (re)measure the shipped models
+    python scripts/campaign.py report                                # models.json, model cards, README table
+
+``run`` trains the models in rounds, the largest gap to its target first, one model per CPU core
+(``--parallel``, each process pinned to its core with one thread). Slices are counted in CPU time of the
+training process, so pausing the campaign (``kill -STOP``/``-CONT`` on its process group) or a busy machine
+does not shorten them. Stop it any time (Ctrl-C or SIGTERM): the trainers checkpoint, and the next ``run``
+resumes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from swinir.checkpoints import count_parameters, read_checkpoint, resolve_config, save_safetensors  # noqa: E402
+from swinir.errors import SwinIRError  # noqa: E402
+from swinir.evaluation import EvalSettings, baseline_method, evaluate, model_method  # noqa: E402
+from swinir.fileio import write_bytes_atomic  # noqa: E402
+from swinir.hardware import cpu_has_native_bf16, machine_summary  # noqa: E402
+
+SHARED = Path(os.environ.get("SWINIR_SHARED", ROOT.parent / "shared"))
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --------------------------------------------------------------------------------------------------
+# What is shipped and how it is measured
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured row of a model card: a task setting on one dataset, and the target it should reach."""
+
+    label: str
+    settings: EvalSettings
+    hr: str  # folder under datasets/
+    lr: str | None
+    keys: tuple[str, ...]  # metrics shown; the first one is compared
+    target: float | None = None  # the campaign's goal for keys[0] (dB); None = reported only
+    paper: str = "-"  # the paper's number for the row, for reference
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """One shipped model: its name, the recipe that trains it, and its rows."""
+
+    name: str
+    recipe: str
+    task: str  # sr | denoise | jpeg
+    scale: int
+    description: str
+    rows: tuple[Row, ...]
+    baseline: str  # bicubic | identity
+
+    @property
+    def target_rows(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.target is not None)
+
+
+def _sr_rows(scale: int, targets: dict[str, float], paper: dict[str, str]) -> tuple[Row, ...]:
+    return tuple(Row(f"{ds} x{scale}", EvalSettings(task="classical_sr", scale=scale), f"{ds}/HR",
+                     f"{ds}/LR_bicubic/X{scale}", ("psnr_y", "ssim_y"), targets[ds], paper[ds])
+                 for ds in ("Set5", "Set14"))
+
+
+BUNDLES: tuple[Bundle, ...] = (
+    Bundle("swinir-s-sr-x2", "bundled_sr_x2", "sr", 2,
+           "classical (bicubic) super-resolution x2, SwinIR-S architecture, trained on this CPU",
+           _sr_rows(2, {"Set5": 37.0, "Set14": 32.6}, {"Set5": "38.14 / .9611 (S)", "Set14": "33.86 / .9206 (S)"}),
+           "bicubic"),
+    Bundle("swinir-s-sr-x4", "bundled_sr_x4", "sr", 4,
+           "classical (bicubic) super-resolution x4, SwinIR-S architecture, trained on this CPU",
+           _sr_rows(4, {"Set5": 30.7, "Set14": 27.6}, {"Set5": "32.44 / .8976 (S)", "Set14": "28.77 / .7858 (S)"}),
+           "bicubic"),
+    Bundle("swinir-c-denoise", "bundled_color_dn", "denoise", 1,
+           "blind color denoising (Gaussian, sigma 0-50), compact SwinIR, trained on this CPU",
+           tuple(Row(f"{ds} sigma {s}", EvalSettings(task="color_dn", sigma=s), ds, None, ("psnr", "ssim"),
+                     {("McMaster", 25): 31.5, ("Kodak24", 25): 32.0}.get((ds, s)),
+                     {("McMaster", 15): "35.61", ("McMaster", 25): "33.20", ("McMaster", 50): "30.22",
+                      ("Kodak24", 15): "35.34", ("Kodak24", 25): "32.89", ("Kodak24", 50): "29.79"}[(ds, s)])
+                 for s in (25, 15, 50) for ds in ("McMaster", "Kodak24")),
+           "identity"),
+    Bundle("swinir-c-jpeg", "bundled_color_car", "jpeg", 1,
+           "blind color JPEG artifact reduction (quality 10-40), compact SwinIR, trained on this CPU",
+           tuple(Row(f"LIVE1 q{q}", EvalSettings(task="color_car", quality=q), "LIVE1", None,
+                     ("psnr", "ssim", "psnrb"), 27.0 if q == 10 else None,
+                     {10: "28.06 / .8089 / 27.76", 20: "30.45 / .8741 / 29.97", 30: "31.82 / .9018 / 31.24",
+                      40: "32.75 / .9174 / 32.12"}[q])
+                 for q in (10, 20, 30, 40)),
+           "identity"),
+)
+
+
+def bundle_named(name: str, bundles: Sequence[Bundle] = BUNDLES) -> Bundle:
+    for b in bundles:
+        if b.name == name:
+            return b
+    raise SwinIRError(f"unknown bundled model {name!r}; choose one of: {', '.join(b.name for b in bundles)}")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where the campaign reads and writes: the shipped weights, their manifest, the cards, the data."""
+
+    weights_dir: Path = ROOT / "src" / "swinir" / "weights"
+    report: Path | None = ROOT / "docs" / "bundled_models.md"
+    readme: Path | None = ROOT / "README.md"
+    datasets: Path = SHARED / "datasets"
+    bundles: tuple[Bundle, ...] = BUNDLES
+
+    @property
+    def manifest(self) -> Path:
+        return self.weights_dir / "models.json"
+
+    def shipped(self, bundle: Bundle) -> Path:
+        return self.weights_dir / f"{bundle.name}.safetensors"
+
+
+# --------------------------------------------------------------------------------------------------
+# The manifest (models.json): read-modify-write under a file lock, several processes may finish at once
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def locked_manifest(ws: Workspace) -> Iterator[dict[str, Any]]:
+    """The manifest as a dict {name: entry}; written back (atomically) when the block ends without error."""
+    ws.weights_dir.mkdir(parents=True, exist_ok=True)
+    with open(ws.weights_dir / ".models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = read_manifest(ws)
+        yield entries
+        order = [b.name for b in ws.bundles if b.name in entries] + [n for n in entries if n not in
+                                                                      {b.name for b in ws.bundles}]
+        text = json.dumps({"models": [entries[n] for n in order]}, indent=2) + "\n"
+        write_bytes_atomic(ws.manifest, text.encode())
+
+
+def read_manifest(ws: Workspace) -> dict[str, Any]:
+    if not ws.manifest.is_file():
+        return {}
+    return {m["name"]: m for m in json.loads(ws.manifest.read_text())["models"]}
+
+
+def training_info(weights: Path, bundle: Bundle) -> dict[str, Any]:
+    """The manifest's ``training`` block, read from the weights' own metadata."""
+    state, meta = read_checkpoint(weights)
+    config = resolve_config(state, meta, None)
+    training = json.loads(meta["swinir.training_config"])
+    history = json.loads(meta.get("swinir.history", "[]"))
+    hours = float(meta.get("swinir.train_hours", sum(h.get("hours", 0) for h in history)))
+    return {
+        "data": ", ".join(training["data"]["train"]),
+        "recipe": f"src/swinir/training/recipes/{bundle.recipe}.yaml",
+        "iterations": int(meta["swinir.iterations"]),
+        "batch": training["data"]["batch_size"], "patch": training["data"]["patch_size"],
+        "precision": training["train"]["precision"],
+        "wall_hours": round(hours, 2),
+        "cpu_hours": round(float(meta.get("swinir.cpu_hours", hours)), 2),
+        "parameters": count_parameters(config.build()),
+        "history": history,
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------------
+
+
+def eval_precision() -> str:
+    """bf16 where the CPU computes it natively (it changes PSNR by < 0.02 dB, tests/test_bundled.py), else fp32."""
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def measure_rows(weights: Path, bundle: Bundle, rows: Sequence[Row], ws: Workspace,
+                 precision: str | None = None) -> dict[str, dict[str, float]]:
+    """``{label: {metric: value}}`` of a weights file on ``rows``, with the protocol of ``swinir eval``."""
+    out = {}
+    for row in rows:
+        method = model_method(weights, row.settings, precision=precision or eval_precision())
+        out[row.label] = _mean(method, row, ws)
+        print(f"{bundle.name} {weights.name} {row.label}: {_fmt_metrics(out[row.label])}", flush=True)
+    return out
+
+
+def measure_baseline(bundle: Bundle, row: Row, ws: Workspace) -> dict[str, float]:
+    return _mean(baseline_method(bundle.baseline, row.settings), row, ws)
+
+
+def _mean(method: Any, row: Row, ws: Workspace) -> dict[str, float]:
+    lr = ws.datasets / row.lr if row.lr else None
+    results = evaluate(method, row.settings, [(ws.datasets / row.hr, lr)], method_name="m", progress=False)
+    return {k: round(results[0].mean[k], 4) for k in row.keys}
+
+
+def score(values: dict[str, dict[str, float]], bundle: Bundle) -> float | None:
+    """Mean of the first metric over the target rows (None when a target row is missing)."""
+    rows = bundle.target_rows
+    if any(r.label not in values for r in rows):
+        return None
+    return sum(values[r.label][r.keys[0]] for r in rows) / len(rows)
+
+
+def gap(values: dict[str, dict[str, float]], bundle: Bundle) -> float:
+    """How far the model is below its targets: the largest shortfall in dB (<= 0: every target met)."""
+    rows = bundle.target_rows
+    if any(r.label not in values for r in rows):
+        return math.inf
+    return max(r.target - values[r.label][r.keys[0]] for r in rows)  # type: ignore[operator]
+
+
+def model_values(entry: dict[str, Any] | None) -> dict[str, dict[str, float]]:
+    """``{label: metrics}`` of the model itself from a manifest entry's quality block."""
+    return {label: q["model"] for label, q in (entry or {}).get("quality", {}).items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Shipping: a candidate replaces the shipped file only when it measures better
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Decision:
+    shipped: bool
+    candidate_score: float
+    shipped_score: float | None
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def ensure_shipped_measured(bundle: Bundle, ws: Workspace) -> dict[str, dict[str, float]]:
+    """The shipped model's values on its target rows, measured now (and recorded) where the manifest lacks them."""
+    entry = read_manifest(ws).get(bundle.name)
+    values = model_values(entry)
+    missing = [r for r in bundle.target_rows if r.label not in values]
+    if missing and ws.shipped(bundle).is_file():
+        measured = measure_rows(ws.shipped(bundle), bundle, missing, ws)
+        baselines = {r.label: measure_baseline(bundle, r, ws) for r in missing}
+        with locked_manifest(ws) as entries:
+            entry = entries.setdefault(bundle.name, new_entry(bundle, ws.shipped(bundle)))
+            quality = _drop_stale_rows(entry.get("quality", {}), bundle)
+            for r in missing:
+                quality[r.label] = {"model": measured[r.label], bundle.baseline: baselines[r.label]}
+            entry["quality"] = _ordered_quality(quality, bundle)
+            entry["quality_measured"] = f"{date.today().isoformat()}, swinir eval, {eval_precision()}"
+        values.update(measured)
+    return values
+
+
+def new_entry(bundle: Bundle, weights: Path) -> dict[str, Any]:
+    return {"name": bundle.name, "task": bundle.task, "scale": bundle.scale, "file": f"{bundle.name}.safetensors",
+            "description": bundle.description, "training": training_info(weights, bundle), "quality": {},
+            "quality_measured": "", "ledger": [], "comparisons": []}
+
+
+def _drop_stale_rows(quality: dict[str, Any], bundle: Bundle) -> dict[str, Any]:
+    """Rows of an older table (other labels) go: every row on a card is measured with the current protocol."""
+    labels = {r.label for r in bundle.rows}
+    return {k: v for k, v in quality.items() if k in labels}
+
+
+def _ordered_quality(quality: dict[str, Any], bundle: Bundle) -> dict[str, Any]:
+    return {r.label: quality[r.label] for r in bundle.rows if r.label in quality}
+
+
+def consider(bundle: Bundle, candidate: Path, ws: Workspace, *, min_gain: float = 0.0,
+             full_table: bool = True, note: str = "") -> Decision:
+    """Measure ``candidate`` on the target rows; ship it when its score beats the shipped model's by more
+    than ``min_gain`` dB, and then measure its other rows too (``full_table``; otherwise they are left for
+    :func:`complete_tables`, so that a campaign spends its time training). Either way the measurement is
+    logged in the ledger."""
+    shipped_values = ensure_shipped_measured(bundle, ws)
+    shipped_score = score(shipped_values, bundle) if ws.shipped(bundle).is_file() else None
+    values = measure_rows(candidate, bundle, bundle.target_rows, ws)
+    cand_score = score(values, bundle)
+    assert cand_score is not None
+    better = shipped_score is None or cand_score > shipped_score + min_gain
+    _, meta = read_checkpoint(candidate)
+    if better and full_table:
+        rest = [r for r in bundle.rows if r.target is None]
+        values.update(measure_rows(candidate, bundle, rest, ws))
+    baselines = {}
+    if better:
+        known = read_manifest(ws).get(bundle.name, {}).get("quality", {})
+        for r in bundle.rows:
+            if r.label in values:
+                old = known.get(r.label, {}).get(bundle.baseline)
+                baselines[r.label] = old if old is not None else measure_baseline(bundle, r, ws)
+        ship(bundle, candidate, ws)
+    with locked_manifest(ws) as entries:
+        entry = entries.get(bundle.name) or new_entry(bundle, ws.shipped(bundle))
+        entries[bundle.name] = entry
+        entry.setdefault("ledger", []).append({
+            "date": datetime.now().strftime("%Y-%m-%d %H:%M"), "iterations": int(meta["swinir.iterations"]),
+            "cpu_hours": round(float(meta.get("swinir.cpu_hours", 0.0)), 2),
+            "wall_hours": round(float(meta.get("swinir.train_hours", 0.0)), 2),
+            "values": {r.label: values[r.label][r.keys[0]] for r in bundle.target_rows},
+            "score": round(cand_score, 4), "shipped_score": None if shipped_score is None else round(shipped_score, 4),
+            "shipped": better, "machine": machine_summary(), "precision": eval_precision(),
+            **({"note": note} if note else {}),
+        })
+        if better:
+            entry.update({k: v for k, v in new_entry(bundle, ws.shipped(bundle)).items()
+                          if k in ("task", "scale", "file", "description", "training")})
+            entry["quality"] = _ordered_quality(
+                {label: {"model": values[label], bundle.baseline: baselines[label]} for label in values}, bundle)
+            entry["quality_measured"] = f"{date.today().isoformat()}, swinir eval, {eval_precision()}"
+    write_docs(ws)
+    verdict = "shipped" if better else "kept the shipped model"
+    print(f"{bundle.name}: candidate {cand_score:.4f} dB vs shipped "
+          f"{'none' if shipped_score is None else f'{shipped_score:.4f}'} dB -> {verdict}", flush=True)
+    return Decision(better, cand_score, shipped_score, values)
+
+
+def complete_tables(bundles: Sequence[Bundle], ws: Workspace) -> None:
+    """Measure the rows the manifest lacks for the shipped models (after a campaign shipped on target rows)."""
+    for b in bundles:
+        entry = read_manifest(ws).get(b.name)
+        if entry is None or not ws.shipped(b).is_file():
+            continue
+        missing = [r for r in b.rows if r.label not in entry.get("quality", {})]
+        if not missing:
+            continue
+        values = measure_rows(ws.shipped(b), b, missing, ws)
+        baselines = {r.label: measure_baseline(b, r, ws) for r in missing}
+        with locked_manifest(ws) as entries:
+            quality = entries[b.name].setdefault("quality", {})
+            for r in missing:
+                quality[r.label] = {"model": values[r.label], b.baseline: baselines[r.label]}
+            entries[b.name]["quality"] = _ordered_quality(quality, b)
+    write_docs(ws)
+
+
+def ship(bundle: Bundle, candidate: Path, ws: Workspace) -> None:
+    """Copy the candidate's weights into the package (atomically), with the bundled name in its metadata."""
+    state, meta = read_checkpoint(candidate)
+    config = resolve_config(state, meta, None)
+    keep = {k: v for k, v in meta.items() if k.startswith("swinir.") and k != "swinir.config"}
+    keep["swinir.bundled_name"] = bundle.name
+    size = sum(t.numel() * t.element_size() for t in state.values())
+    if size > 5_000_000:
+        raise SwinIRError(f"{candidate}: {size / 1e6:.1f} MB of weights; bundled files must stay under 5 MB")
+    save_safetensors(ws.shipped(bundle), state, config, keep)
+
+
+# --------------------------------------------------------------------------------------------------
+# Training slices
+# --------------------------------------------------------------------------------------------------
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (all its threads)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _latest_iteration(run_dir: Path) -> int:
+    from swinir.training.state import list_checkpoints
+
+    found = list_checkpoints(run_dir)
+    return found[-1][0] if found else -1
+
+
+def _continues_shipped(run_dir: Path, shipped: Path) -> bool:
+    """Whether this machine's run is the shipped weights' own lineage, at or past them: either it continues
+    the shipped file (same history before it), or the shipped file was exported from it (same history, plus
+    a last segment that began where the run's optimiser segment began)."""
+    from swinir.training.state import latest_checkpoint
+
+    if _latest_iteration(run_dir) < 0:
+        return False
+    _, meta = read_checkpoint(shipped)
+    _, state = latest_checkpoint(run_dir)
+    progress = state.get("progress", {})
+    if int(state["iteration"]) < int(meta["swinir.iterations"]):
+        return False
+
+    def spans(history: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
+        return [(int(h["start"]), int(h["end"])) for h in history]
+
+    shipped_history = spans(json.loads(meta.get("swinir.history", "[]")))
+    run_history = spans(progress.get("history", []))
+    continues_it = run_history == shipped_history
+    exported_from_it = (bool(shipped_history) and run_history == shipped_history[:-1]
+                        and shipped_history[-1][0] == int(progress.get("segment_start", 0)))
+    return continues_it or exported_from_it
+
+
+def train_command(bundle: Bundle, run_dir: Path, ws: Workspace, threads: int, overrides: Sequence[str] = ()
+                  ) -> list[str]:
+    """The ``swinir train`` command of the next slice: resume this machine's run when it is ahead of the
+    shipped weights and still has the recipe's config; else continue the shipped weights in a fresh run."""
+    from swinir.training.config import load_config
+    from swinir.training.loop import check_resumable
+    from swinir.training.state import latest_checkpoint, run_config
+
+    base = [sys.executable, "-m", "swinir.training"]
+    runtime = [f"train.threads={threads}", "data.num_workers=0", "log.progress=false"]
+    sets = [*runtime, f"data.root={ws.datasets}", *overrides]
+    if _continues_shipped(run_dir, ws.shipped(bundle)):
+        _, state = latest_checkpoint(run_dir)
+        start = run_dir / "start.safetensors"
+        wanted = load_config(recipe=bundle.recipe, overrides=[*sets, f"train.continue_from={start}"])
+        try:
+            check_resumable(run_config(state), wanted)
+            return [*base, "--resume", str(run_dir), *(a for s in runtime for a in ("--set", s))]
+        except SwinIRError as err:
+            print(f"{bundle.name}: not resuming {run_dir} ({str(err)[:160]}...); continuing the shipped weights",
+                  flush=True)
+    if run_dir.exists():
+        previous = run_dir.with_name(run_dir.name + ".previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        run_dir.rename(previous)
+    run_dir.mkdir(parents=True)
+    start = run_dir / "start.safetensors"
+    shutil.copy2(ws.shipped(bundle), start)
+    sets.append(f"train.continue_from={start}")
+    return [*base, "--recipe", bundle.recipe, "--out", str(run_dir), *(a for s in sets for a in ("--set", s))]
+
+
+class Stop:
+    """Set by SIGINT/SIGTERM: the lanes stop their trainers (which checkpoint) and finish."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: self.event.set())
+
+
+def train_slice(command: list[str], log_path: Path, core: int | None, cpu_seconds: float, deadline: float,
+                stop: Stop) -> int:
+    """Run one trainer until it used ``cpu_seconds`` of CPU (or the deadline / a stop), then SIGTERM it."""
+    def pin() -> None:
+        os.setpgrp()  # the campaign's signals reach the trainer only through this function
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+
+    with open(log_path, "a") as log:
+        log.write(f"\n# {datetime.now():%Y-%m-%d %H:%M} {' '.join(command)}\n")
+        log.flush()
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
+        while proc.poll() is None:
+            try:
+                used = process_cpu_seconds(proc.pid)
+            except OSError:
+                used = 0.0
+            if used >= cpu_seconds or time.time() >= deadline or stop.event.is_set():
+                proc.send_signal(signal.SIGTERM)
+                break
+            time.sleep(5)
+        return proc.wait()
+
+
+def consider_in_process(bundle: Bundle, candidate: Path, core: int | None, threads: int, log_path: Path,
+                        note: str) -> int:
+    """``consider`` in a child pinned to the lane's core, so two lanes never share one."""
+    def pin() -> None:
+        os.setpgrp()
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with open(log_path, "a") as log:
+        command = [sys.executable, str(Path(__file__).resolve()), "consider", bundle.name, str(candidate),
+                   "--threads", str(threads), "--note", note, "--target-rows-only"]
+        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin, env=env)
+
+
+def score_in_process(bundle: Bundle, weights: Path, core: int | None, threads: int, out: Path,
+                     log_path: Path) -> dict[str, dict[str, float]]:
+    """The target rows of ``weights``, measured in a child pinned to the lane's core."""
+    def pin() -> None:
+        os.setpgrp()
+        if core is not None:
+            os.sched_setaffinity(0, {core})
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with open(log_path, "a") as log:
+        command = [sys.executable, str(Path(__file__).resolve()), "score", bundle.name, str(weights),
+                   "--threads", str(threads), "--out", str(out)]
+        subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin, env=env)
+    return json.loads(out.read_text()) if out.is_file() else {}
+
+
+def run_campaign(args: argparse.Namespace, ws: Workspace) -> int:
+    """Rounds over the models (largest gap first), ``--parallel`` lanes, one slice per model and round."""
+    from swinir.training.state import export_weights
+
+    stop = Stop()
+    stop.install()
+    deadline = time.time() + args.hours * 3600
+    runs = args.runs
+    runs.mkdir(parents=True, exist_ok=True)
+    chosen = [bundle_named(n, ws.bundles) for n in args.only] if args.only else list(ws.bundles)
+    cores = sorted(os.sched_getaffinity(0))
+    lanes = max(1, min(args.parallel, len(cores)))
+    threads = max(1, len(cores) // lanes)
+    queue: list[Bundle] = []
+    busy: set[str] = set()
+    lock = threading.Lock()
+
+    def next_bundle() -> Bundle | None:
+        with lock:
+            if not queue:
+                entries = read_manifest(ws)
+                todo = [b for b in chosen if gap(model_values(entries.get(b.name)), b) > 0]
+                queue.extend(sorted(todo, key=lambda b: -gap(model_values(entries.get(b.name)), b)))
+            for b in list(queue):
+                if b.name not in busy:
+                    queue.remove(b)
+                    busy.add(b.name)
+                    return b
+            return None
+
+    def lane(index: int) -> None:
+        core = cores[index * threads] if lanes > 1 else None
+        while not stop.event.is_set() and time.time() < deadline - 300:
+            bundle = next_bundle()
+            if bundle is None:
+                return
+            try:
+                run_dir = runs / bundle.name
+                log_path = runs / f"{bundle.name}.log"
+                command = train_command(bundle, run_dir, ws, threads, args.set_for(bundle.name))
+                print(f"lane {index}: {bundle.name} for {args.slice_minutes:g} CPU-minutes", flush=True)
+                code = train_slice(command, log_path, core, args.slice_minutes * 60 * threads, deadline, stop)
+                if code not in (0, 143) or _latest_iteration(run_dir) < 0:
+                    print(f"lane {index}: {bundle.name} trainer exited with {code}; see {log_path}", flush=True)
+                    continue
+                if stop.event.is_set():  # measured by the next run, which resumes this one
+                    return
+                candidate = runs / f"{bundle.name}.candidate.safetensors"
+                export_weights(run_dir, candidate, "last")
+                consider_in_process(bundle, candidate, core, threads, log_path, note="campaign slice")
+            finally:
+                with lock:
+                    busy.discard(bundle.name)
+
+    workers = [threading.Thread(target=lane, args=(i,), daemon=True) for i in range(lanes)]
+    for w in workers:
+        w.start()
+        time.sleep(2)
+    for w in workers:
+        while w.is_alive():
+            w.join(timeout=1.0)
+    if not stop.event.is_set():
+        import torch
+
+        torch.set_num_threads(len(cores))
+        complete_tables(chosen, ws)
+    print("campaign finished: " + ", ".join(
+        f"{b.name} {score(model_values(read_manifest(ws).get(b.name)), b) or float('nan'):.3f} dB" for b in chosen))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# Recipe comparisons: variants from the same start, equal CPU time, measured the same way
+# --------------------------------------------------------------------------------------------------
+
+
+def run_compare(args: argparse.Namespace, ws: Workspace) -> int:
+    """Train each variant for the same CPU minutes from the shipped weights, measure, plot, record; the best
+    candidate then goes through :func:`consider` like any other."""
+    from swinir.training.monitor import plot_curves
+    from swinir.training.state import export_weights
+
+    bundle = bundle_named(args.name, ws.bundles)
+    stop = Stop()
+    stop.install()
+    variants = [parse_variant(v) for v in args.variant]
+    cores = sorted(os.sched_getaffinity(0))
+    lanes = max(1, min(args.parallel, len(cores), len(variants)))
+    threads = max(1, len(cores) // lanes)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    folder = args.runs / f"compare-{bundle.name}-{stamp}"
+    folder.mkdir(parents=True)
+    _, shipped_meta = read_checkpoint(ws.shipped(bundle))
+    start_iterations = int(shipped_meta["swinir.iterations"])
+    results: dict[str, dict[str, Any]] = {}
+    pending = list(variants)
+    lock = threading.Lock()
+
+    def lane(index: int) -> None:
+        core = cores[index * threads] if lanes > 1 else None
+        while not stop.event.is_set():
+            with lock:
+                if not pending:
+                    return
+                label, sets = pending.pop(0)
+            run_dir = folder / label
+            command = train_command(bundle, run_dir, ws, threads, [*sets, f"val.every={args.val_every}"])
+            train_slice(command, folder / f"{label}.log", core, args.minutes * 60 * threads, math.inf, stop)
+            if _latest_iteration(run_dir) < 0:
+                continue
+            candidate = folder / f"{label}.safetensors"
+            export_weights(run_dir, candidate, "last")
+            values = score_in_process(bundle, candidate, core, threads, folder / f"{label}.json",
+                                      folder / f"{label}.log")
+            if not values:
+                continue
+            rows = _csv_rows(run_dir / "log.csv")
+            with lock:
+                results[label] = {"overrides": sets, "iterations": _latest_iteration(run_dir) - start_iterations,
+                                  "values": {k: v[next(iter(v))] for k, v in values.items()},
+                                  "score": round(score(values, bundle) or math.nan, 4), "curve": rows,
+                                  "candidate": str(candidate)}
+
+    workers = [threading.Thread(target=lane, args=(i,), daemon=True) for i in range(lanes)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        while w.is_alive():
+            w.join(timeout=1.0)
+    if not results:
+        print("no variant finished")
+        return 1
+    image = f"compare_{bundle.name}_{stamp}.png"
+    curves = {label: [(r["minutes"], r["val_psnr"]) for r in res["curve"] if r["val_psnr"] is not None]
+              for label, res in results.items()}
+    if ws.report is not None:
+        plot_curves(ws.report.parent / "images" / image, curves, x_label="minutes of training (wall clock)",
+                    y_label="validation PSNR (dB, EMA weights)", title=f"{bundle.name}: recipe comparison")
+    winner = max(results, key=lambda k: results[k]["score"])
+    with locked_manifest(ws) as entries:
+        entry = entries.setdefault(bundle.name, new_entry(bundle, ws.shipped(bundle)))
+        entry.setdefault("comparisons", []).append({
+            "date": date.today().isoformat(), "cpu_minutes": args.minutes, "start_iterations": start_iterations,
+            "machine": machine_summary(), "image": f"images/{image}", "winner": winner,
+            "variants": [{"label": k, **{f: v[f] for f in ("overrides", "iterations", "values", "score")}}
+                         for k, v in results.items()],
+        })
+    for label, res in sorted(results.items(), key=lambda kv: -kv[1]["score"]):
+        print(f"{label:24s} {res['score']:.4f} dB  +{res['iterations']} it  {'; '.join(res['overrides'])}")
+    consider(bundle, Path(results[winner]["candidate"]), ws, note=f"comparison winner {winner}")
+    return 0
+
+
+def parse_variant(text: str) -> tuple[str, list[str]]:
+    """``LABEL=KEY=VALUE;KEY=VALUE`` -> (label, ["KEY=VALUE", ...]); ``LABEL=`` is the recipe unchanged."""
+    label, sep, rest = text.partition("=")
+    if not sep or not label:
+        raise SwinIRError(f"--variant expects LABEL=KEY=VALUE[;KEY=VALUE], got {text!r}")
+    return label, [s.strip() for s in rest.split(";") if s.strip()]
+
+
+def _csv_rows(path: Path) -> list[dict[str, float | None]]:
+    import csv
+
+    rows = []
+    if not path.is_file():
+        return rows
+    with path.open() as f:
+        for r in csv.DictReader(f):
+            rows.append({"iteration": float(r["iteration"]), "minutes": float(r["seconds"]) / 60,
+                         "val_psnr": float(r["val_psnr"]) if r.get("val_psnr") else None})
+    if rows:
+        first = rows[0]["minutes"]
+        for r in rows:
+            r["minutes"] = r["minutes"] - first  # type: ignore[operator]
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Reports: the model cards (docs/bundled_models.md) and the README table
+# --------------------------------------------------------------------------------------------------
+
+README_START, README_END = "<!-- bundled-models:start -->", "<!-- bundled-models:end -->"
+
+
+def _fmt_metrics(values: dict[str, float]) -> str:
+    return " / ".join(f"{v:.4f}".lstrip("0") if v < 1 else f"{v:.2f}" for v in values.values())
+
+
+def write_docs(ws: Workspace) -> None:
+    """Regenerate the model cards and the README's table from the manifest."""
+    entries = read_manifest(ws)
+    if ws.report is not None:
+        write_bytes_atomic(ws.report, card_text(entries, ws).encode())
+    if ws.readme is not None and ws.readme.is_file():
+        text = ws.readme.read_text()
+        if README_START in text and README_END in text:
+            head, rest = text.split(README_START, 1)
+            _, tail = rest.split(README_END, 1)
+            write_bytes_atomic(ws.readme, (head + README_START + "\n" + readme_table(entries, ws) + README_END
+                                           + tail).encode())
+
+
+def readme_table(entries: dict[str, Any], ws: Workspace) -> str:
+    lines = ["| model | task | size | iterations | measured | baseline | target | paper |",
+             "|---|---|---:|---:|---|---|---|---|"]
+    for b in ws.bundles:
+        e = entries.get(b.name)
+        if e is None:
+            continue
+        size = ws.shipped(b).stat().st_size / 1e6 if ws.shipped(b).is_file() else 0
+        shown = [r for r in b.rows if r.label in e["quality"]][:2] or list(b.target_rows)
+        q = e["quality"]
+        measured = ", ".join(f"{r.label} {q[r.label]['model'][r.keys[0]]:.2f}" for r in shown if r.label in q)
+        base = ", ".join(f"{q[r.label][b.baseline][r.keys[0]]:.2f}" for r in shown if r.label in q)
+        measured = measured or "not measured yet"
+        target = ", ".join(f"{r.target:g}" for r in shown if r.target is not None)
+        paper = ", ".join(r.paper.split(" ")[0] for r in shown)
+        task = f"SR x{b.scale}" if b.task == "sr" else b.task
+        lines.append(f"| `{b.name}` | {task} | {size:.1f} MB | {e['training']['iterations']:,} | {measured} | "
+                     f"{b.baseline} {base} | {target} | {paper} |")
+    return "\n".join(lines) + "\n"
+
+
+def card_text(entries: dict[str, Any], ws: Workspace) -> str:
+    lines = ["# Bundled models", "",
+             "Trained on this project's CPU machines with `swinir train` (recipes in `src/swinir/training/recipes`),",
+             "continued session after session by `scripts/campaign.py`, which ships a candidate only when it",
+             "measures better than the shipped file with the evaluation protocol of `swinir eval`. SR rows: PSNR /",
+             "SSIM on Y, border = scale; denoising: PSNR / SSIM on RGB (noise seed 0); JPEG: PSNR / SSIM / PSNR-B",
+             "on RGB. The paper's numbers (SwinIR-S for SR, SwinIR-M trained per level for the others, on",
+             "DIV2K-scale data for hundreds of thousands of iterations) are for reference only.", ""]
+    for b in ws.bundles:
+        e = entries.get(b.name)
+        if e is None:
+            continue
+        t = e["training"]
+        lines += [f"## {b.name}", "", b.description + ".", "",
+                  f"- task: `{b.task}`" + (f" x{b.scale}" if b.task == "sr" else "")
+                  + f"; file `src/swinir/weights/{e['file']}`; {t['parameters']:,} parameters",
+                  f"- data: {t['data']} (no DIV2K: none is available here)",
+                  f"- recipe: `{t['recipe']}` (batch {t['batch']}, LR patch {t['patch']}, {t['precision']})",
+                  f"- trained: {t['iterations']:,} iterations, {t['wall_hours']} wall-clock hours, "
+                  f"{t.get('cpu_hours', t['wall_hours'])} CPU hours",
+                  "- intended use: a working default on any machine; for best quality use the authors' checkpoints",
+                  "- limits: far shorter training than the paper; only bicubic / Gaussian / JPEG degradations seen,",
+                  "  so real-world photos with other degradations are out of its scope",
+                  f"- measured: {e.get('quality_measured', '')}", ""]
+        if e["quality"]:
+            lines += [f"| set | this model | {b.baseline} | gain (dB) | target | paper |",
+                      "|---|---|---|---:|---:|---|"]
+            for r in b.rows:
+                q = e["quality"].get(r.label)
+                if q is None:
+                    continue
+                mv, bv = q["model"], q[b.baseline]
+                lines.append(f"| {r.label} | {_fmt_metrics(mv)} | {_fmt_metrics(bv)} | "
+                             f"{mv[r.keys[0]] - bv[r.keys[0]]:+.2f} | {'-' if r.target is None else f'{r.target:g}'} "
+                             f"| {r.paper} |")
+            lines.append("")
+        history = t.get("history", [])
+        if history:
+            lines += ["Training history (one row per segment; a new segment starts with a fresh optimiser):", "",
+                      "| iterations | hours | CPU hours | date | machine | lr, schedule | batch x patch | notes |",
+                      "|---|---:|---:|---|---|---|---|---|"]
+            for h in history:
+                recipe = f"{h.get('lr', '-')}, {h.get('schedule', '-')}" + (
+                    f", warm-up {h['warmup']}" if h.get("warmup") else "")
+                lines.append(f"| {h['start']:,} -> {h['end']:,} | {h.get('hours', '-')} | {h.get('cpu_hours', '-')} "
+                             f"| {h.get('date', '-')} | {h.get('machine', '-')} | {recipe} | "
+                             f"{h.get('batch_size', '-')} x {h.get('patch_size', '-')} | {h.get('note', '')} |")
+            lines.append("")
+        ledger = e.get("ledger", [])
+        if ledger:
+            labels = [r.label for r in b.target_rows]
+            lines += ["Campaign log (every candidate measured; shipped only when better):", "",
+                      f"| date | iterations | CPU hours | {' | '.join(labels)} | score | shipped | machine |",
+                      "|---|---:|---:|" + "---:|" * len(labels) + "---:|---|---|"]
+            for row in ledger:
+                vals = " | ".join(f"{row['values'].get(lab, math.nan):.2f}" for lab in labels)
+                lines.append(f"| {row['date']} | {row['iterations']:,} | {row['cpu_hours']} | {vals} | "
+                             f"{row['score']:.3f} | {'yes' if row['shipped'] else 'no'} | {row['machine']} |")
+            lines.append("")
+        for c in e.get("comparisons", []):
+            lines += [f"Recipe comparison, {c['date']}: {c['cpu_minutes']} CPU-minutes per variant from iteration "
+                      f"{c['start_iterations']:,} of the shipped weights ({c['machine']}); winner `{c['winner']}`.", "",
+                      "| variant | changes | iterations | score (dB) |", "|---|---|---:|---:|"]
+            for v in sorted(c["variants"], key=lambda v: -v["score"]):
+                lines.append(f"| {v['label']} | {'; '.join(v['overrides']) or 'the recipe'} | {v['iterations']:,} | "
+                             f"{v['score']:.3f} |")
+            lines += ["", f"![{b.name} recipe comparison]({c['image']})", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train, measure and ship in rounds for a wall-clock budget")
+    r.add_argument("--hours", type=float, required=True)
+    r.add_argument("--runs", type=Path, default=ROOT.parent / "runs" / "campaign",
+                   help="run folders (outside the repository; default ../runs/campaign)")
+    r.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)), help="models trained at once")
+    r.add_argument("--slice-minutes", type=float, default=60.0, help="CPU-minutes per core of one slice")
+    r.add_argument("--only", action="append", help="train only these models (repeatable)")
+    r.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE",
+                   help="a config override for one model's runs, e.g. swinir-s-sr-x2:train.lr=5e-4")
+    c = sub.add_parser("compare", help="recipe variants from the same start, equal CPU time")
+    c.add_argument("name")
+    c.add_argument("--variant", action="append", required=True, metavar="LABEL=KEY=VALUE[;KEY=VALUE]")
+    c.add_argument("--minutes", type=float, default=30.0, help="CPU-minutes per core for each variant")
+    c.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)))
+    c.add_argument("--val-every", type=int, default=100)
+    c.add_argument("--runs", type=Path, default=ROOT.parent / "runs" / "campaign")
+    k = sub.add_parser("consider", help="measure a candidate and ship it if it is better")
+    k.add_argument("name")
+    k.add_argument("candidate", type=Path)
+    k.add_argument("--threads", type=int, default=None)
+    k.add_argument("--min-gain", type=float, default=0.0, help="dB the candidate must gain (default 0)")
+    k.add_argument("--note", default="")
+    k.add_argument("--target-rows-only", action="store_true", help="leave the other rows for later")
+    sc = sub.add_parser("score", help="measure a weights file on a model's target rows (JSON)")
+    sc.add_argument("name")
+    sc.add_argument("weights", type=Path)
+    sc.add_argument("--threads", type=int, default=None)
+    sc.add_argument("--out", type=Path, required=True)
+    m = sub.add_parser("measure", help="measure the shipped models on every row and record the results")
+    m.add_argument("names", nargs="*")
+    sub.add_parser("report", help="rewrite the model cards and the README table from the manifest")
+    args = p.parse_args(argv)
+    ws = Workspace()
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.command == "run":
+        overrides: dict[str, list[str]] = {}
+        for item in args.set:
+            name, sep, setting = item.partition(":")
+            if not sep:
+                raise SwinIRError(f"--set expects NAME:KEY=VALUE, got {item!r}")
+            overrides.setdefault(bundle_named(name).name, []).append(setting)
+        args.set_for = lambda name: overrides.get(name, [])
+        return run_campaign(args, ws)
+    if args.command == "compare":
+        return run_compare(args, ws)
+    if args.command == "consider":
+        consider(bundle_named(args.name), args.candidate, ws, min_gain=args.min_gain, note=args.note,
+                 full_table=not args.target_rows_only)
+        return 0
+    if args.command == "score":
+        b = bundle_named(args.name)
+        values = measure_rows(args.weights, b, b.target_rows, ws)
+        write_bytes_atomic(args.out, json.dumps(values).encode())
+        return 0
+    if args.command == "measure":
+        for b in [bundle_named(n) for n in args.names] or list(ws.bundles):
+            values = measure_rows(ws.shipped(b), b, b.rows, ws)
+            with locked_manifest(ws) as entries:
+                entry = entries.setdefault(b.name, new_entry(b, ws.shipped(b)))
+                old = entry.get("quality", {})
+                entry["training"] = training_info(ws.shipped(b), b)
+                entry["quality"] = {r.label: {"model": values[r.label], b.baseline: old.get(r.label, {}).get(
+                    b.baseline) or measure_baseline(b, r, ws)} for r in b.rows}
+                entry["quality_measured"] = f"{date.today().isoformat()}, swinir eval, {eval_precision()}"
+        write_docs(ws)
+        return 0
+    write_docs(ws)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except SwinIRError as err:
+        print(f"campaign: error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,135 @@
+"""The bundled models' campaign (scripts/campaign.py): a shipped file is replaced only by a better one.
+
+A tiny same-size model stands in for a bundled one. Two versions of it are made by hand: one whose last conv
+is zero (it returns its input exactly: the identity baseline's PSNR) and one whose last conv adds a large
+random perturbation (far below the identity). Which of them is "better" is therefore known without running
+the campaign's own code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from swinir.checkpoints import read_checkpoint, save_safetensors
+from swinir.evaluation import EvalSettings
+from swinir.training import export_weights, parse_config, train
+from test_training import synthetic_images, tiny_raw
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_campaign():
+    spec = importlib.util.spec_from_file_location("campaign", ROOT / "scripts" / "campaign.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["campaign"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+campaign = _load_campaign()
+
+
+def _tiny_denoiser(tmp_path: Path) -> Path:
+    """Exported weights (with the trainer's metadata) of a tiny colour denoiser, after 2 iterations."""
+    root = tmp_path / "data"
+    synthetic_images(root / "train", count=4, size=32)
+    raw = tiny_raw(root, model={"upscale": 1, "upsampler": ""}, task={"name": "color_dn", "scale": 1, "sigma": 25},
+                   train={"iterations": 2})
+    assert train(parse_config(raw), tmp_path / "run") == 0
+    return export_weights(tmp_path / "run", tmp_path / "trained.safetensors", "last")
+
+
+def _variant(src: Path, dst: Path, *, perturb: float, iterations: int) -> Path:
+    """``src`` with its last conv replaced: zero (exact identity) or a large random perturbation."""
+    state, meta = read_checkpoint(src)
+    config_meta = {k: v for k, v in meta.items() if k != "swinir.config"}
+    config_meta["swinir.iterations"] = str(iterations)
+    g = torch.Generator().manual_seed(0)
+    state["conv_last.weight"] = torch.randn(state["conv_last.weight"].shape, generator=g) * perturb
+    state["conv_last.bias"] = torch.zeros_like(state["conv_last.bias"])
+    from swinir.checkpoints import resolve_config
+
+    save_safetensors(dst, state, resolve_config(state, meta, None), config_meta)
+    return dst
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    datasets = tmp_path / "datasets"
+    folder = datasets / "Tiny"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(small, (40, 40), interpolation=cv2.INTER_CUBIC))
+    row = campaign.Row("Tiny sigma 25", EvalSettings(task="color_dn", sigma=25), "Tiny", None, ("psnr", "ssim"),
+                       target=60.0)
+    bundle = campaign.Bundle("tiny-denoise", "bundled_color_dn", "denoise", 1, "a tiny test denoiser", (row,),
+                             "identity")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    ws = campaign.Workspace(weights_dir=weights, report=tmp_path / "cards.md", readme=None, datasets=datasets,
+                            bundles=(bundle,))
+    return ws, bundle
+
+
+def test_a_worse_candidate_never_replaces_the_shipped_file(tmp_path: Path, workspace) -> None:
+    ws, bundle = workspace
+    trained = _tiny_denoiser(tmp_path)
+    _variant(trained, ws.shipped(bundle), perturb=0.0, iterations=100)
+    worse = _variant(trained, tmp_path / "worse.safetensors", perturb=0.5, iterations=150)
+    before = ws.shipped(bundle).read_bytes()
+
+    decision = campaign.consider(bundle, worse, ws)
+
+    assert not decision.shipped
+    assert ws.shipped(bundle).read_bytes() == before
+    entry = json.loads(ws.manifest.read_text())["models"][0]
+    noisy_input = entry["quality"]["Tiny sigma 25"]["identity"]["psnr"]
+    assert entry["quality"]["Tiny sigma 25"]["model"]["psnr"] == pytest.approx(noisy_input, abs=1e-3)  # identity
+    assert decision.candidate_score < noisy_input - 1.0
+    assert entry["training"]["iterations"] == 100
+    assert [(r["iterations"], r["shipped"]) for r in entry["ledger"]] == [(150, False)]
+    assert "| no |" in ws.report.read_text()
+
+
+def test_a_better_candidate_is_shipped_with_its_counters(tmp_path: Path, workspace) -> None:
+    ws, bundle = workspace
+    trained = _tiny_denoiser(tmp_path)
+    _variant(trained, ws.shipped(bundle), perturb=0.5, iterations=100)
+    better = _variant(trained, tmp_path / "better.safetensors", perturb=0.0, iterations=160)
+
+    decision = campaign.consider(bundle, better, ws)
+
+    assert decision.shipped and decision.candidate_score > decision.shipped_score + 1.0
+    shipped, meta = read_checkpoint(ws.shipped(bundle))
+    expected, _ = read_checkpoint(better)
+    assert all(torch.equal(shipped[k], expected[k]) for k in expected)
+    assert meta["swinir.iterations"] == "160" and meta["swinir.bundled_name"] == "tiny-denoise"
+    entry = json.loads(ws.manifest.read_text())["models"][0]
+    assert entry["training"]["iterations"] == 160
+    assert entry["quality"]["Tiny sigma 25"]["model"]["psnr"] == pytest.approx(decision.candidate_score)
+    assert [(r["iterations"], r["shipped"]) for r in entry["ledger"]] == [(160, True)]
+    card = ws.report.read_text()
+    assert "## tiny-denoise" in card and "160 iterations" in card.replace(",", "")
+
+
+def test_gap_orders_models_by_their_shortfall() -> None:
+    x2, x4 = campaign.bundle_named("swinir-s-sr-x2"), campaign.bundle_named("swinir-s-sr-x4")
+    values = {"Set5 x2": {"psnr_y": 36.0}, "Set14 x2": {"psnr_y": 32.5}}
+    assert campaign.gap(values, x2) == pytest.approx(1.0)  # Set5's 37.0 target is the furthest
+    assert campaign.gap({}, x4) == float("inf")  # not measured: first in line
+    assert campaign.score(values, x2) == pytest.approx(34.25)
+
+
+def test_variants_parse_into_overrides() -> None:
+    assert campaign.parse_variant("hi=train.lr=8e-4;train.warmup=200") == ("hi", ["train.lr=8e-4", "train.warmup=200"])
+    assert campaign.parse_variant("recipe=") == ("recipe", [])
