@@ -37,7 +37,10 @@ def test_restore_one_image_equals_the_library(tmp_path: Path, weights: Path) -> 
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "out", "--weights", weights) == 0
     out = np.asarray(PILImage.open(tmp_path / "out" / "a.png"))
     assert out.shape == (40, 54, 3)
-    assert np.array_equal(out, swinir.restore(swinir.load(weights), img))
+    model = swinir.load(weights)
+    assert np.array_equal(out, swinir.restore(model, img, precision="auto"))  # the CLI's default precision
+    assert run("restore", tmp_path / "a.png", "-o", tmp_path / "fp32", "--weights", weights, "--precision", "fp32") == 0
+    assert np.array_equal(np.asarray(PILImage.open(tmp_path / "fp32" / "a.png")), swinir.restore(model, img))
     # a single input with an image file name as -o writes exactly there
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "b.png", "--weights", weights) == 0
     assert np.array_equal(np.asarray(PILImage.open(tmp_path / "b.png")), out)

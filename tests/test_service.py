@@ -25,8 +25,8 @@ from PIL import Image
 
 import swinir
 from swinir import service
-from swinir.cli import restore_alpha
 from swinir.images import match_channels
+from swinir.pipeline import resize_alpha as restore_alpha
 from swinir.service import ModelRegistry, Settings, WeightsSpec, create_app, is_loopback, task_of
 
 TINY = {"img_size": 16, "window_size": 8, "depths": (2,), "embed_dim": 12, "num_heads": (2,)}
@@ -280,14 +280,14 @@ def test_bad_form_fields(client: TestClient, form: dict, words: str) -> None:
 
 def test_full_queue_answers_503_with_retry_after(weights: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     release, started = threading.Event(), threading.Event()
-    real_restore = service.restore
+    real_restore = service.restore_image
 
-    def blocking_restore(*args: object, **kwargs: object) -> np.ndarray:
+    def blocking_restore(*args: object, **kwargs: object) -> object:
         started.set()
         assert release.wait(30), "test never released the worker"
         return real_restore(*args, **kwargs)
 
-    monkeypatch.setattr(service, "restore", blocking_restore)
+    monkeypatch.setattr(service, "restore_image", blocking_restore)
     data = png_bytes(random_image((16, 16, 3)))
     files = {"image": ("a.png", data, "image/png")}
     with TestClient(create_app(make_settings(weights, workers=1, queue=1))) as c:

@@ -14,6 +14,7 @@ import os
 import pickle
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from .errors import SwinIRError
 from .fileio import atomic_path
 from .network import SwinIR, relative_position_index, shift_attention_mask
 from .presets import ModelConfig, Preset, get_preset
+from .tasks import FAMILY_LABELS, Family, family_of, is_family_name, same_size_family
 
 CONFIG_KEY = "swinir.config"
 METADATA_PREFIX = "swinir."
@@ -242,3 +244,80 @@ def convert(src: str | os.PathLike, dst: str | os.PathLike, preset: str | None =
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+# --------------------------------------------------------------------------------------------------
+# Recognising what weights are for
+# --------------------------------------------------------------------------------------------------
+
+_OFFICIAL_LEVEL = re.compile(r"(noise|jpeg)(\d+)(?!.*\d)")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a network is for, as far as its file tells: the task family, scale, channels, and the degradation
+    level it was trained on (a ``(low, high)`` range; equal ends for one level; None where unknown)."""
+
+    family: Family
+    scale: int
+    channels: int
+    level: tuple[float, float] | None = None
+
+    @property
+    def blind(self) -> bool:
+        return self.level is not None and self.level[0] < self.level[1]
+
+    @property
+    def label(self) -> str:
+        return f"{self.family} x{self.scale}" if self.family == "sr" else self.family
+
+    def check_options(self, *, scale: int | None = None, sigma: float | None = None,
+                      quality: int | None = None) -> None:
+        """Refuse, in one line, a request option that does not apply to this model (instead of ignoring it)."""
+        if scale is not None and scale != self.scale:
+            if self.family != "sr":
+                raise SwinIRError(f"--scale {scale} does not apply: {FAMILY_LABELS[self.family]} keeps the image "
+                                  "size (remove --scale)")
+            raise SwinIRError(f"--scale {scale} does not apply: these weights upscale x{self.scale} "
+                              f"(drop --scale, or use weights trained for x{scale})")
+        for name, value, family in (("sigma", sigma, "denoise"), ("quality", quality, "jpeg")):
+            if value is None:
+                continue
+            if self.family != family:
+                raise SwinIRError(f"--{name} is for {family} models; this one does {FAMILY_LABELS[self.family]}")
+            if self.level is None:
+                continue
+            low, high = self.level
+            if self.blind:
+                raise SwinIRError(f"--{name} does not apply: the model is blind (trained for {name} {low:g}-"
+                                  f"{high:g}) and estimates the level itself; remove --{name}")
+            if value != low:
+                raise SwinIRError(f"--{name} {value:g} does not fit: the model was trained for {name} {low:g} only; "
+                                  f"use weights trained for {value:g}, or a blind model")
+
+
+def model_info(config: ModelConfig, meta: Mapping[str, str], name: str | None = None) -> ModelInfo:
+    """Recognise a model: a task-like ``name`` wins, then the ``swinir.task`` metadata, then the architecture.
+
+    The level comes from the training config in the metadata (swinir train's exports) or from an official
+    checkpoint's file name (``..._noise25.pth``, ``..._jpeg10.pth``).
+    """
+    family: Family | None = None
+    for hint in (name, meta.get(f"{METADATA_PREFIX}task")):
+        if hint and is_family_name(hint):
+            family = family_of(hint)
+            break
+    if family is None:
+        family = "sr" if config.upscale > 1 else same_size_family(config.window_size, config.img_range)
+    level: tuple[float, float] | None = None
+    training = meta.get(f"{METADATA_PREFIX}training_config")
+    if training and family in ("denoise", "jpeg"):
+        task = json.loads(training).get("task", {})
+        value = task.get("sigma" if family == "denoise" else "quality")
+        if isinstance(value, list | tuple) and len(value) == 2:
+            level = (float(value[0]), float(value[1]))
+    if level is None and name:
+        match = _OFFICIAL_LEVEL.search(Path(name).name)
+        if match and (match.group(1) == "noise") == (family == "denoise"):
+            level = (float(match.group(2)),) * 2
+    return ModelInfo(family, int(config.upscale), int(config.in_chans), level)

@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import SwinIRError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -36,17 +34,24 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_restore_arguments(p: argparse.ArgumentParser) -> None:
+    from .precision import PRECISION_CHOICES
+
     p.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
     p.add_argument("-o", "--output", type=Path, required=True,
                    help="output folder (or a file name when restoring a single image)")
     add_model_arguments(p)
+    p.add_argument("--sigma", type=float, default=None,
+                   help="noise level (0-255) of a denoiser trained for one level; blind models need none")
+    p.add_argument("--quality", type=int, default=None,
+                   help="JPEG quality of an artifact remover trained for one quality; blind models need none")
     p.add_argument("--tile", type=int, default=None,
                    help="tile side in input pixels (multiple of the window); default: chosen from --max-memory")
     p.add_argument("--tile-overlap", type=int, default=None, help="overlap between tiles (default 32)")
     p.add_argument("--max-memory", type=float, default=None, help="activation budget in GB for automatic tiling")
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations), 8x slower")
-    p.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                   help="bf16 is several times faster on CPUs with AMX and on recent GPUs")
+    p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                   help="auto (default): bf16 where the CPU/GPU computes it natively (AVX512-BF16, AMX, CUDA), "
+                        "else fp32")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--format", default="png", help="output format by extension: png (default), tif, bmp, jpg, webp")
@@ -78,38 +83,54 @@ def output_path(src: Path, output: Path, single: bool, fmt: str) -> Path:
 
 
 def load_model(args: argparse.Namespace) -> Any:
-    """The network named by --weights/--preset, or the bundled one for --task."""
-    from .bundled import bundled_weights
-    from .checkpoints import load
+    """The network named by --weights/--preset, or the bundled one for --task; options that do not apply to
+    it (--scale, --sigma, --quality, a --task it does not do) are refused in one line."""
+    from .bundled import bundled_model
+    from .checkpoints import load, model_info
+    from .tasks import FAMILY_LABELS, family_of
 
-    weights = args.weights or bundled_weights(args.task, args.scale)
+    sigma, quality = getattr(args, "sigma", None), getattr(args, "quality", None)
+    if args.weights:
+        model = load(args.weights, args.preset, device=args.device)
+        info = model_info(model.config, model.metadata, Path(args.weights).name)
+        if args.task and family_of(args.task) != info.family:
+            raise SwinIRError(f"--task {args.task} does not match {args.weights}: it does "
+                              f"{FAMILY_LABELS[info.family]} (drop --task)")
+    else:
+        family = family_of(args.task) if args.task else None
+        if family not in (None, "sr") and args.scale is not None:
+            raise SwinIRError(f"--scale {args.scale} does not apply: {FAMILY_LABELS[family]} keeps the image size "
+                              "(remove --scale)")
+        if family is None:
+            family = "denoise" if sigma is not None else "jpeg" if quality is not None else None
+        bundled = bundled_model(family, args.scale)
+        model = load(bundled.path, args.preset, device=args.device)
+        info = model_info(model.config, model.metadata, bundled.task)
+    info.check_options(scale=args.scale, sigma=sigma, quality=quality)
+    return model
 
-    return load(weights, args.preset, device=args.device)
 
+def restore_options(args: argparse.Namespace) -> Any:
+    """The :class:`~swinir.pipeline.RestoreOptions` of the restore flags."""
+    from .pipeline import RestoreOptions
 
-def restore_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
-    """Alpha is not a colour: resize it with MATLAB bicubic (same size tasks keep it unchanged)."""
-    if scale == 1:
-        return alpha
-    from .degradations import imresize
-
-    peak = np.iinfo(alpha.dtype).max
-    up = imresize(alpha.astype(np.float64) / peak, scale)
-    return (np.clip(up, 0, 1) * peak).round().astype(alpha.dtype)
+    return RestoreOptions(tile=args.tile, tile_overlap=args.tile_overlap, precision=args.precision,
+                          ensemble=args.ensemble, max_memory=int(args.max_memory * 1e9) if args.max_memory else None)
 
 
 def run_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .engine import count_tiles, plan_tiling, restore, set_threads
-    from .images import match_channels, read_image, write_image
+    from .engine import set_threads
+    from .images import read_image, write_image
+    from .pipeline import restore_image
 
     set_threads(args.threads)
     files = collect_inputs(args.inputs)
     model = load_model(args)
+    options = restore_options(args)
     single = len(files) == 1
     failures = 0
-    max_memory = int(args.max_memory * 1e9) if args.max_memory else None
     bar = tqdm(files, unit="img", disable=args.quiet, desc="restore")
     for src in bar:
         dst = output_path(src, args.output, single, args.format)
@@ -118,19 +139,18 @@ def run_restore(args: argparse.Namespace) -> int:
             continue
         try:
             image = read_image(src)
-            pixels, notice = match_channels(image.pixels, model.in_chans)
-            if notice:
+            with tqdm(unit="tile", leave=False, disable=args.quiet, desc=src.name) as tiles:
+
+                def progress(done: int, total: int, tiles: Any = tiles) -> None:
+                    tiles.total = total
+                    tiles.update(done - tiles.n)
+                    if total == 1:
+                        tiles.disable = True
+
+                result = restore_image(model, image, options, progress=progress)
+            for notice in result.notices:
                 tqdm.write(f"{src}: {notice}")
-            tile, overlap = plan_tiling(model, *pixels.shape[:2], tile=args.tile, tile_overlap=args.tile_overlap,
-                                        max_memory=max_memory, precision=args.precision)
-            steps = count_tiles(*pixels.shape[:2], model.window_size, tile, overlap) * (8 if args.ensemble else 1)
-            with tqdm(total=steps, unit="tile", leave=False, disable=args.quiet or steps == 1, desc=src.name) as tiles:
-                out = restore(model, pixels, tile=tile, tile_overlap=overlap, precision=args.precision,
-                              ensemble=args.ensemble, progress=tiles.update)
-            if image.channels == 1 and out.ndim == 3:  # gray input through a colour model: back to gray
-                out, _ = match_channels(out, 1)
-            alpha = restore_alpha(image.alpha, model.upscale) if image.alpha is not None else None
-            write_image(dst, out, alpha=alpha)
+            write_image(dst, result.pixels, alpha=result.alpha)
         except SwinIRError as err:
             failures += 1
             tqdm.write(f"error: {err}", file=sys.stderr)

@@ -1,17 +1,18 @@
-"""Inference: padding as the paper's test script, tiling with a bounded memory footprint, self-ensemble,
-fp32 or bf16.
+"""Inference on arrays and tensors: padding as the paper's test script, tiling with a bounded memory
+footprint, self-ensemble, fp32 or bf16.
 
-:func:`restore` is the one entry point the CLI, the evaluation and the web service use. Images are padded
-exactly as the reference test script pads them (a mirror pad that always adds up to one window, see
-:func:`pad_reference`), restored whole or in overlapping tiles, and cropped back.
+:func:`restore` is the numeric core under :func:`swinir.pipeline.restore_image` (what the CLI, the evaluation
+and the web service call). Images are padded exactly as the reference test script pads them (a mirror pad that
+always adds up to one window, see :func:`pad_reference`), restored whole or in overlapping tiles
+(:func:`plan_restore` decides, once per image), and cropped back.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -19,8 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from .errors import SwinIRError
+from .precision import Precision, autocast, resolve_precision
 
-Precision = Literal["fp32", "bf16", "fp16"]
 Blend = Literal["feather", "average"]
 DEFAULT_TILE_OVERLAP = 32
 MIN_TILE_WINDOWS = 4  # smallest automatic tile: 4 windows per side
@@ -104,21 +105,6 @@ def auto_tile(model: nn.Module, h: int, w: int, max_memory: int | None, precisio
     return tile
 
 
-@contextlib.contextmanager
-def precision_context(precision: Precision, device: torch.device) -> Iterator[None]:
-    """Autocast for bf16/fp16; nothing for fp32."""
-    if precision == "fp32":
-        yield
-        return
-    if precision not in ("bf16", "fp16"):
-        raise SwinIRError(f"unknown precision {precision!r}: use fp32, bf16 or fp16")
-    if precision == "fp16" and device.type == "cpu":
-        raise SwinIRError("fp16 is for CUDA; on a CPU use --precision bf16")
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    with torch.autocast(device.type, dtype=dtype):
-        yield
-
-
 def _forward_tiled(model: nn.Module, x: Tensor, tile: int | None, overlap: int, blend: Blend,
                    progress: Callable[[int], None] | None) -> Tensor:
     """Run the model on ``x`` (already window-padded) whole or in tiles, blended into one output."""
@@ -174,6 +160,26 @@ def plan_tiling(model: nn.Module, h: int, w: int, *, tile: int | None = None, ti
     return tile, overlap
 
 
+@dataclass(frozen=True)
+class TilePlan:
+    """How :func:`restore` runs one (h, w) image: whole (``tile`` None) or in tiles, and how many model calls
+    that takes (tiles x ensemble transforms), so a progress bar knows its total before the first call."""
+
+    tile: int | None
+    overlap: int
+    calls: int
+
+
+def plan_restore(model: nn.Module, h: int, w: int, *, tile: int | None = None, tile_overlap: int | None = None,
+                 max_memory: int | None = None, precision: str = "fp32", ensemble: bool = False) -> TilePlan:
+    """The :class:`TilePlan` of an (h, w) image (see :func:`plan_tiling` for the tile choice)."""
+    concrete = resolve_precision(precision, model_device_dtype(model)[0])
+    tile, overlap = plan_tiling(model, h, w, tile=tile, tile_overlap=tile_overlap, max_memory=max_memory,
+                                precision=concrete)
+    calls = count_tiles(h, w, model.window_size, tile, overlap) * (len(_ENSEMBLE) if ensemble else 1)
+    return TilePlan(tile, overlap, calls)
+
+
 def count_tiles(h: int, w: int, window_size: int, tile: int | None, overlap: int) -> int:
     """How many model calls :func:`restore` makes for an (h, w) image with a planned tile (no ensemble)."""
     ws = window_size
@@ -214,32 +220,37 @@ def restore(
     *,
     tile: int | None = None,
     tile_overlap: int | None = None,
-    precision: Precision = "fp32",
+    precision: str = "fp32",
     ensemble: bool = False,
     max_memory: int | None = None,
     blend: Blend = "feather",
     clamp: bool = True,
     progress: Callable[[int], None] | None = None,
+    plan: TilePlan | None = None,
 ) -> Tensor | np.ndarray:
     """Restore an image or a batch with a SwinIR network.
 
     Args:
         model: a SwinIR network (``upscale``, ``in_chans``, ``window_size`` attributes), in eval mode.
         image: float tensor (B, C, H, W) with values in [0, 1] (returned as float32 in [0, 1] unless
-            ``clamp=False``), or a numpy array HxW or HxWxC of uint8/uint16 (returned in the same dtype).
+            ``clamp=False``), or a numpy array HxW or HxWxC: uint8/uint16 (returned in the same dtype) or
+            float on the [0, 1] scale, unclipped (a noisy input; returned as float32 in [0, 1]).
         tile: tile side in input pixels (a multiple of the window), or None to choose one from
             ``max_memory`` (no tiling when the whole image fits).
         tile_overlap: overlap between tiles in input pixels (default 32, at least one window is advised).
-        precision: "fp32", "bf16" (CPU AMX / CUDA autocast) or "fp16" (CUDA).
+        precision: "fp32" (the default here: exact), "bf16" (CPU AVX512-BF16/AMX, CUDA), "fp16" (CUDA) or
+            "auto" (bf16 where the hardware computes it natively, see :mod:`swinir.precision`).
         ensemble: average the 8 flips/rotations (x8 self-ensemble), 8 times the work.
         max_memory: activation budget in bytes for the automatic tile (default: half the available RAM).
         blend: "feather" (ramps across the middle of overlaps, seam-free) or "average" (the reference's mean).
         clamp: clip the output to [0, 1] (as the reference test script does).
         progress: called with 1 after every model call (tiles x ensemble), e.g. ``tqdm.update``.
+        plan: a :func:`plan_restore` made beforehand for this image (then ``tile``, ``tile_overlap`` and
+            ``max_memory`` are not looked at); None plans here.
     """
     if isinstance(image, np.ndarray):
         return _restore_array(model, image, tile=tile, tile_overlap=tile_overlap, precision=precision,
-                              ensemble=ensemble, max_memory=max_memory, blend=blend, progress=progress)
+                              ensemble=ensemble, max_memory=max_memory, blend=blend, progress=progress, plan=plan)
     if not isinstance(image, Tensor) or image.ndim != 4 or not image.is_floating_point():
         raise SwinIRError("restore() takes a float tensor (B, C, H, W) in [0, 1] or a uint8/uint16 numpy image")
     if image.shape[1] != model.in_chans:
@@ -248,11 +259,13 @@ def restore(
             "convert it (gray <-> RGB) first"
         )
     device, dtype = model_device_dtype(model)
-    tile, overlap = plan_tiling(model, *image.shape[-2:], tile=tile, tile_overlap=tile_overlap,
-                                max_memory=max_memory, precision=precision)
+    concrete = resolve_precision(precision, device)
+    if plan is None:
+        plan = plan_restore(model, *image.shape[-2:], tile=tile, tile_overlap=tile_overlap, max_memory=max_memory,
+                            precision=concrete, ensemble=ensemble)
     x = image.to(device=device, dtype=dtype)
-    with torch.no_grad(), precision_context(precision, device):  # not inference_mode: users may edit the result
-        out = _restore_tensor(model, x, tile, overlap, ensemble, blend, progress)
+    with torch.no_grad(), autocast(concrete, device):  # not inference_mode: users may edit the result
+        out = _restore_tensor(model, x, plan.tile, plan.overlap, ensemble, blend, progress)
     out = out if out.dtype == torch.float64 else out.float()
     return out.clamp_(0, 1) if clamp else out
 
@@ -266,16 +279,18 @@ def model_device_dtype(model: object) -> tuple[torch.device, torch.dtype]:
 
 
 def _restore_array(model: nn.Module, image: np.ndarray, **kwargs: object) -> np.ndarray:
-    """numpy HxW[xC] uint8/uint16 -> same dtype, through the tensor path."""
-    if image.dtype not in (np.uint8, np.uint16):
-        raise SwinIRError(f"numpy images must be uint8 or uint16, got {image.dtype}")
+    """numpy HxW[xC] uint8/uint16 -> same dtype, float -> float32, through the tensor path."""
+    integer = image.dtype in (np.uint8, np.uint16)
+    if not integer and not np.issubdtype(image.dtype, np.floating):
+        raise SwinIRError(f"numpy images must be uint8, uint16 or float, got {image.dtype}")
     if image.ndim not in (2, 3):
         raise SwinIRError(f"numpy images must be HxW or HxWxC, got shape {image.shape}")
-    peak = 255.0 if image.dtype == np.uint8 else 65535.0
+    peak = 255.0 if image.dtype == np.uint8 else 65535.0 if integer else 1.0
     arr = image[..., None] if image.ndim == 2 else image
     x = torch.from_numpy(np.ascontiguousarray(arr).astype(np.float32) / peak).permute(2, 0, 1)[None]
     y = restore(model, x, **kwargs)  # type: ignore[arg-type]
-    out = (y[0].permute(1, 2, 0).numpy() * peak).round().astype(image.dtype)
+    out = y[0].permute(1, 2, 0).cpu().numpy()
+    out = (out * peak).round().astype(image.dtype) if integer else out.astype(np.float32)
     return out[..., 0] if image.ndim == 2 else out
 
 

@@ -55,10 +55,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .bundled import TASK_ALIASES, bundled_models
 from .checkpoints import CONFIG_KEY, METADATA_PREFIX, load, read_checkpoint, resolve_config
-from .cli import restore_alpha
-from .engine import count_tiles, plan_tiling, restore
 from .errors import SwinIRError
-from .images import decode_image, encode_png, match_channels
+from .images import decode_image, encode_png
+from .pipeline import RestoreOptions as PipelineOptions
+from .pipeline import restore_image
 from .presets import ModelConfig
 
 log = logging.getLogger("swinir.service")
@@ -334,16 +334,14 @@ def restore_upload(job: Job) -> Result:
         raise SwinIRError(f"{job.filename}: the image is {width}x{height} = {width * height:,} pixels, "
                           f"more than the limit of {limit:,}; downscale or crop it")
     model = job.entry.model()
-    pixels, notice = match_channels(image.pixels, model.in_chans)
-    notices = [notice] if notice else []
-    tile, overlap = plan_tiling(model, height, width, tile=job.options.tile, max_memory=job.settings.max_memory,
-                                precision=job.options.precision)
-    job.total = count_tiles(height, width, model.window_size, tile, overlap)
-    out = restore(model, pixels, tile=tile, tile_overlap=overlap, precision=job.options.precision,
-                  progress=job.advance)
-    if image.channels == 1 and out.ndim == 3:  # gray input through a colour model: back to gray
-        out, _ = match_channels(out, 1)
-    alpha = restore_alpha(image.alpha, model.upscale) if image.alpha is not None else None
+
+    def progress(done: int, total: int) -> None:
+        job.total, job.done = total, done
+
+    options = PipelineOptions(tile=job.options.tile, precision=job.options.precision,
+                              max_memory=job.settings.max_memory)
+    restored = restore_image(model, image, options, progress=progress)
+    out, alpha, notices = restored.pixels, restored.alpha, restored.notices
     png = encode_png(np.ascontiguousarray(out), alpha=alpha)
     seconds = time.perf_counter() - started
     log.info("job %s: %s %dx%d -> %dx%d in %.2f s", job.id, job.entry.name, width, height,

@@ -1,0 +1,128 @@
+"""The one table of SwinIR's tasks: what each one is, how the paper reads, degrades and scores its images.
+
+Two vocabularies meet here. The paper's seven tasks (``classical_sr``, ``lightweight_sr``, ``real_sr``,
+``gray_dn``, ``color_dn``, ``gray_car``, ``color_car``) are what evaluation and training speak; users type a
+*family* (``sr``, ``denoise``, ``jpeg``) or one of its aliases. Every other module looks facts up here instead
+of keeping its own copy: the channels a task's images have, whether it upsamples, how the reference test script
+reads its ground truths, its degradation and the parameter that sets its level (noise sigma, JPEG quality),
+the metrics the paper reports and the border they crop, the baseline the model is compared with, and the
+pixel loss it trains with.
+
+This module imports nothing of the package: it is the bottom of the stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import SwinIRError
+
+Family = Literal["sr", "denoise", "jpeg"]
+ReadMode = Literal["color", "gray", "y"]
+Degradation = Literal["bicubic", "real", "noise", "jpeg"]
+Level = Literal["sigma", "quality"]
+Baseline = Literal["bicubic", "identity"]
+
+FAMILIES: tuple[Family, ...] = ("sr", "denoise", "jpeg")
+FAMILY_LABELS: dict[Family, str] = {"sr": "super-resolution", "denoise": "denoising",
+                                    "jpeg": "JPEG artifact reduction"}
+FAMILY_ALIASES: dict[str, Family] = {
+    "sr": "sr", "super-resolution": "sr", "upscale": "sr",
+    "denoise": "denoise", "dn": "denoise", "denoising": "denoise",
+    "jpeg": "jpeg", "car": "jpeg", "dejpeg": "jpeg",
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One of the paper's tasks.
+
+    Attributes:
+        name: the paper's name (``classical_sr``, ...).
+        family: what users type (``sr``, ``denoise``, ``jpeg``).
+        channels: 3 (RGB) or 1 (gray).
+        upsamples: True for super-resolution (the network changes the size).
+        read_mode: how the reference test script reads a ground-truth file: ``color`` (RGB; a gray file
+            replicated, as OpenCV's ``IMREAD_COLOR``), ``gray`` (OpenCV's gray conversion) or ``y`` (gray files
+            kept, RGB files turned into their rounded BT.601 luma, as the gray JPEG protocol does).
+        degradation: what turns a ground truth into the network input: MATLAB ``bicubic`` downscaling, the
+            second-order ``real`` pipeline, Gaussian ``noise`` or OpenCV ``jpeg``.
+        level: the degradation's parameter (``sigma`` or ``quality``), None when it has none.
+        metric_keys: the metrics reported, in table order (``_y``: on luma).
+        y_metrics: whether the paper's headline PSNR/SSIM are on luma (the SR tables) or on the image's own
+            channels (denoising and JPEG).
+        baseline: what the model is compared with: MATLAB ``bicubic`` upscaling or the degraded input
+            (``identity``); None for real_sr, which has no ground truth.
+        loss: the default pixel loss of training (L1 for SR, Charbonnier for denoising and JPEG, as the paper).
+    """
+
+    name: str
+    family: Family
+    channels: int
+    upsamples: bool
+    read_mode: ReadMode
+    degradation: Degradation
+    level: Level | None
+    metric_keys: tuple[str, ...]
+    y_metrics: bool
+    baseline: Baseline | None
+    loss: Literal["l1", "charbonnier"]
+
+    def metric_border(self, scale: int) -> int:
+        """Pixels cropped from each side before the metrics: the scale for SR, 0 otherwise."""
+        return scale if self.upsamples else 0
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.degradation != "real"
+
+
+_SR_KEYS = ("psnr_y", "ssim_y", "psnr", "ssim")
+TASKS: dict[str, Task] = {
+    t.name: t
+    for t in (
+        Task("classical_sr", "sr", 3, True, "color", "bicubic", None, _SR_KEYS, True, "bicubic", "l1"),
+        Task("lightweight_sr", "sr", 3, True, "color", "bicubic", None, _SR_KEYS, True, "bicubic", "l1"),
+        Task("real_sr", "sr", 3, True, "color", "real", None, (), True, None, "l1"),
+        Task("gray_dn", "denoise", 1, False, "gray", "noise", "sigma", ("psnr", "ssim"), False, "identity",
+             "charbonnier"),
+        Task("color_dn", "denoise", 3, False, "color", "noise", "sigma", ("psnr", "ssim", "psnr_y", "ssim_y"),
+             False, "identity", "charbonnier"),
+        Task("gray_car", "jpeg", 1, False, "y", "jpeg", "quality", ("psnr", "ssim", "psnrb"), False, "identity",
+             "charbonnier"),
+        Task("color_car", "jpeg", 3, False, "color", "jpeg", "quality",
+             ("psnr", "ssim", "psnrb", "psnr_y", "ssim_y", "psnrb_y"), False, "identity", "charbonnier"),
+    )
+}
+TASK_NAMES: tuple[str, ...] = tuple(TASKS)
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name`` (the paper's names), or a one-line error listing them."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise SwinIRError(f"unknown task {name!r}; use one of {', '.join(TASK_NAMES)}") from None
+
+
+def family_of(name: str) -> Family:
+    """The family a user-typed task name means: a family, an alias or one of the paper's task names."""
+    key = name.strip().lower()
+    if key in FAMILY_ALIASES:
+        return FAMILY_ALIASES[key]
+    if key in TASKS:
+        return TASKS[key].family
+    raise SwinIRError(f"unknown task {name!r}: use sr, denoise or jpeg (or one of {', '.join(TASK_NAMES)})")
+
+
+def is_family_name(name: str) -> bool:
+    """Whether ``name`` means a task family (so that, e.g., a model file called ``jpeg.safetensors`` tells its task)."""
+    key = name.strip().lower()
+    return key in FAMILY_ALIASES or key in TASKS
+
+
+def same_size_family(window_size: int, img_range: float) -> Family:
+    """The family of a same-size network from its architecture, as the published ones differ: the JPEG models
+    use 7x7 windows or a 0..255 input range, the denoisers 8x8 windows on 0..1."""
+    return "jpeg" if window_size == 7 or img_range > 1 else "denoise"
