@@ -421,8 +421,7 @@ def train_command(bundle: Bundle, run_dir: Path, ws: Workspace, threads: int, ov
     """The ``swinir train`` command of the next slice: resume this machine's run when it is ahead of the
     shipped weights and still has the recipe's config; else continue the shipped weights in a fresh run."""
     from swinir.training.config import load_config
-    from swinir.training.loop import check_resumable
-    from swinir.training.state import latest_checkpoint, run_config
+    from swinir.training.state import check_resumable, latest_checkpoint, run_config
 
     base = [sys.executable, "-m", "swinir.training"]
     runtime = [f"train.threads={threads}", "data.num_workers=0", "log.progress=false"]

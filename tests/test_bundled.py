@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image as PILImage
@@ -13,7 +14,10 @@ from conftest import shared_path
 from swinir.bundled import bundled_model, bundled_models
 from swinir.cli import main
 from swinir.degradations import add_gaussian_noise, imresize, jpeg_compress
+from swinir.evaluation import EvalSettings, bundled_weights_for, evaluate_dataset, model_method
+from swinir.hardware import cpu_has_native_bf16
 from swinir.metrics import psnr, quantize
+from swinir.precision import resolve_precision
 
 # Margins (dB) each bundled model must clear over its baseline on the image below; the measured gains on the
 # whole benchmark sets are in docs/bundled_models.md.
@@ -75,3 +79,36 @@ def test_manifest_entries_are_complete() -> None:
     for m in models:
         assert m.path.stat().st_size < 5_000_000
         assert m.training["iterations"] > 0 and m.quality, m.name
+
+
+def centre_crops(folder: Path, names: list[str], size: int, out: Path) -> Path:
+    """Centre ``size`` crops of some benchmark images, written losslessly (PNG) into ``out``."""
+    out.mkdir(parents=True)
+    for name in names:
+        img = cv2.imread(str(folder / name), cv2.IMREAD_UNCHANGED)
+        top, left = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+        cv2.imwrite(str(out / f"{Path(name).stem}.png"), img[top : top + size, left : left + size])
+    return out
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU lacks avx512_bf16/amx_bf16: --precision auto "
+                                                      "picks fp32 here, so bf16 is not its default")
+@pytest.mark.parametrize("model", ["sr2", "sr4", "denoise", "jpeg"])
+def test_auto_precision_keeps_the_bundled_models_psnr(model: str, tmp_path: Path) -> None:
+    # where the CPU computes bf16 natively, --precision auto is bf16: it must not move the measured quality
+    assert resolve_precision("auto") == "bf16"
+    datasets = shared_path("datasets")
+    if model.startswith("sr"):
+        scale = int(model[2:])
+        settings, key = EvalSettings("classical_sr", scale), "psnr_y"
+        hr, lr = datasets / "Set5" / "HR", datasets / "Set5" / "LR_bicubic" / f"X{scale}"
+    elif model == "denoise":
+        settings, key, lr = EvalSettings("color_dn", sigma=25), "psnr", None
+        hr = centre_crops(datasets / "McMaster", ["1.tif", "7.tif", "13.tif"], 128, tmp_path / "McMaster")
+    else:
+        settings, key, lr = EvalSettings("color_car", quality=10), "psnr", None
+        hr = centre_crops(datasets / "LIVE1", ["parrots.bmp", "bikes.bmp", "house.bmp"], 160, tmp_path / "LIVE1")
+    weights = bundled_weights_for(settings)
+    fp32, auto = (evaluate_dataset(model_method(weights, settings, precision=p), settings, hr_dir=hr, lr_dir=lr,
+                                   progress=False).mean[key] for p in ("fp32", "auto"))
+    assert abs(auto - fp32) <= 0.02, f"{weights.name}: bf16 {auto:.3f} dB vs fp32 {fp32:.3f} dB"

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
+from swinir.datasets import dataset_name
 from swinir.degradations import add_gaussian_noise, rgb_to_y_uint8
 from swinir.errors import SwinIRError
 from swinir.evaluation import (
@@ -23,7 +24,6 @@ from swinir.evaluation import (
     add_eval_arguments,
     baseline_method,
     bicubic_method,
-    dataset_name,
     evaluate,
     evaluate_dataset,
     load_sample,
@@ -211,6 +211,15 @@ def test_model_method_runs_a_checkpoint(tmp_path: Path) -> None:
     settings = EvalSettings("gray_dn", sigma=15)
     res = evaluate_dataset(model_method(dn_weights, settings), settings, hr_dir=gray, progress=False)
     assert set(res.mean) == {"psnr", "ssim"}
+    with pytest.raises(SwinIRError, match="1-channel images but color_dn is measured on 3-channel"):
+        model_method(dn_weights, EvalSettings("color_dn", sigma=15))
+
+
+def test_precision_defaults_to_auto() -> None:
+    assert parse("--task", "classical_sr", "--scale", 2).precision == "auto"
+    assert parse("--task", "color_dn", "--sigma", 25, "--precision", "bf16").precision == "bf16"
+    with pytest.raises(SystemExit):
+        parse("--task", "classical_sr", "--precision", "fp64")
 
 
 def test_user_errors(tmp_path: Path) -> None:

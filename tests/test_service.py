@@ -1,7 +1,9 @@
 """The web service through FastAPI's TestClient (ASGI in process, no socket), with tiny models.
 
 The central check: the API adds nothing, so the PNG it returns decodes to exactly what ``swinir.restore``
-gives for the same pixels. Then every kind of bad input, the queue limit, and the discovery endpoints.
+gives for the same pixels at the same precision (the form defaults to ``auto``, so it is compared with the
+library's ``auto``). Then sigma/quality against what each model was trained for, every kind of bad input, the queue
+limit, and the discovery endpoints.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import swinir
 from swinir import service
 from swinir.images import match_channels
 from swinir.pipeline import resize_alpha as restore_alpha
-from swinir.service import ModelRegistry, Settings, WeightsSpec, create_app, is_loopback, task_of
+from swinir.precision import resolve_precision
+from swinir.service import ModelRegistry, Settings, WeightsSpec, create_app, is_loopback, jobs
 
 TINY = {"img_size": 16, "window_size": 8, "depths": (2,), "embed_dim": 12, "num_heads": (2,)}
 
@@ -66,6 +69,34 @@ def reference(weights: dict[str, Path]) -> dict[str, swinir.SwinIR]:
     return {name: swinir.load(path) for name, path in weights.items()}
 
 
+@pytest.fixture(scope="module")
+def level_weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Same-size tiny models that tell their task and trained level in the ways real files do."""
+    folder = tmp_path_factory.mktemp("levels")
+    torch.manual_seed(1)
+    dn = swinir.ModelConfig(**TINY)
+    car = swinir.ModelConfig(**{**TINY, "window_size": 7, "img_size": 14}, img_range=255.0)
+    files = {  # key -> (file name, config, metadata)
+        "blind_dn": ("blind_dn.safetensors", dn, {"training_config": {"task": {"sigma": [0, 50]}}}),
+        "blind_car": ("blind_car.safetensors", car, {"training_config": {"task": {"quality": [10, 40]}}}),
+        "noise25": ("tiny_noise25.safetensors", dn, {}),  # an official checkpoint's naming: one level
+        "jpeg": ("jpeg.safetensors", dn, {}),
+        "car": ("car_arch.safetensors", car, {}),
+    }
+    paths = {}
+    for key, (name, config, meta) in files.items():
+        paths[key] = folder / name
+        swinir.save_safetensors(paths[key], config.build(), config, meta)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def level_client(level_weights: dict[str, Path]) -> Iterator[TestClient]:
+    specs = tuple(WeightsSpec(level_weights[k]) for k in ("blind_dn", "blind_car", "noise25"))
+    with TestClient(create_app(Settings(weights=specs, include_bundled=False))) as c:
+        yield c
+
+
 def png_bytes(array: np.ndarray, mode: str | None = None) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array, mode=mode).save(buffer, format="PNG") if mode else Image.fromarray(array).save(
@@ -81,6 +112,11 @@ def random_image(shape: tuple[int, ...], dtype: type = np.uint8, seed: int = 0) 
 def post(client: TestClient, data: bytes, name: str = "photo.png", **form: object) -> object:
     return client.post("/v1/restore", files={"image": (name, data, "image/png")},
                        data={k: str(v) for k, v in form.items()})
+
+
+def library_restore(model: swinir.SwinIR, pixels: np.ndarray, **options: object) -> np.ndarray:
+    """What the API must answer by default: ``swinir.restore`` at the form's default precision, ``auto``."""
+    return swinir.restore(model, pixels, precision="auto", **options)  # type: ignore[arg-type]
 
 
 def decoded(response: object) -> Image.Image:
@@ -104,7 +140,28 @@ def test_rgb_matches_library_restore(client: TestClient, reference: dict) -> Non
     assert 'filename="photo_swinir_x2.png"' in response.headers["content-disposition"]
     out = np.asarray(decoded(response))
     assert out.shape == (40, 56, 3)
-    np.testing.assert_array_equal(out, swinir.restore(reference["tiny"], pixels))
+    np.testing.assert_array_equal(out, library_restore(reference["tiny"], pixels))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_explicit_precision_matches_library_restore(client: TestClient, reference: dict, precision: str) -> None:
+    pixels = random_image((16, 20, 3), seed=5)
+    response = post(client, png_bytes(pixels), task="tiny", precision=precision)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-swinir-precision"] == precision
+    np.testing.assert_array_equal(np.asarray(decoded(response)),
+                                  swinir.restore(reference["tiny"], pixels, precision=precision))
+
+
+def test_precision_defaults_to_auto(client: TestClient) -> None:
+    """No precision field means auto: bf16 where this CPU computes it natively, else fp32."""
+    response = post(client, png_bytes(random_image((16, 16, 3))), task="tiny")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-swinir-precision"] == resolve_precision("auto")
+    assert post(client, png_bytes(random_image((16, 16, 3))), task="tiny", precision="auto").status_code == 200
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    form = next(schema for name, schema in schemas.items() if "restore" in name.lower())
+    assert form["properties"]["precision"]["default"] == "auto"
 
 
 def test_task_names_choose_models(client: TestClient) -> None:
@@ -124,7 +181,7 @@ def test_gray_stays_gray(client: TestClient, reference: dict) -> None:
     image = decoded(response)
     assert image.mode == "L" and image.size == (44, 36)
     rgb, _ = match_channels(gray, 3)
-    expected, _ = match_channels(swinir.restore(reference["tiny"], rgb), 1)
+    expected, _ = match_channels(library_restore(reference["tiny"], rgb), 1)
     np.testing.assert_array_equal(np.asarray(image), expected)
     assert "gray" in response.headers["x-swinir-notice"]
 
@@ -136,7 +193,7 @@ def test_rgba_keeps_alpha(client: TestClient, reference: dict) -> None:
     image = decoded(response)
     assert image.mode == "RGBA" and image.size == (40, 32)
     out = np.asarray(image)
-    np.testing.assert_array_equal(out[..., :3], swinir.restore(reference["tiny"], np.ascontiguousarray(rgba[..., :3])))
+    np.testing.assert_array_equal(out[..., :3], library_restore(reference["tiny"], np.ascontiguousarray(rgba[..., :3])))
     np.testing.assert_array_equal(out[..., 3], restore_alpha(np.ascontiguousarray(rgba[..., 3]), 2))
 
 
@@ -147,7 +204,7 @@ def test_sixteen_bit_stays_sixteen_bit(client: TestClient, reference: dict) -> N
     out = np.asarray(decoded(response))
     assert out.dtype == np.uint16 and out.shape == (16, 16)
     rgb, _ = match_channels(gray16, 3)
-    expected, _ = match_channels(swinir.restore(reference["dn"], rgb), 1)
+    expected, _ = match_channels(library_restore(reference["dn"], rgb), 1)
     np.testing.assert_array_equal(out, expected)
 
 
@@ -168,7 +225,7 @@ def test_job_reports_tile_progress_and_same_pixels(client: TestClient, reference
     result = client.get(job["result_url"])
     assert result.status_code == 200 and result.headers["content-type"] == "image/png"
     np.testing.assert_array_equal(np.asarray(decoded(result)),
-                                  swinir.restore(reference["tiny"], pixels, tile=16))
+                                  library_restore(reference["tiny"], pixels, tile=16))
     assert client.get("/v1/jobs/nope").status_code == 404
 
 
@@ -274,20 +331,76 @@ def test_bad_form_fields(client: TestClient, form: dict, words: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
+# sigma and quality: accepted only where the model can honour them
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("model", "form"), [("blind_dn", {"sigma": 25}), ("blind_car", {"quality": 30})])
+def test_blind_models_refuse_a_level(level_client: TestClient, model: str, form: dict) -> None:
+    data = png_bytes(random_image((16, 16, 3)))
+    response = post(level_client, data, task=model, **form)
+    assert response.status_code == 422, response.text
+    (field,) = form
+    assert "blind" in detail(response) and model in detail(response) and field in detail(response)
+    assert "--" not in detail(response)  # the API has form fields, not command-line flags
+    assert post(level_client, data, task=model).status_code == 200  # without the field it runs
+
+
+def test_one_level_model_takes_its_level_and_echoes_it(level_client: TestClient) -> None:
+    data = png_bytes(random_image((16, 16, 3)))
+    response = post(level_client, data, task="tiny_noise25", sigma=25)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-swinir-sigma"] == "25"
+    refused = post(level_client, data, task="tiny_noise25", sigma=50)
+    assert refused.status_code == 422 and "25" in detail(refused) and "50" in detail(refused)
+
+
+def test_level_of_unknown_models_is_echoed(client: TestClient) -> None:
+    response = post(client, png_bytes(random_image((16, 16, 3))), task="dn", sigma=15)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-swinir-sigma"] == "15"
+
+
+def test_models_endpoint_tells_levels(level_client: TestClient, level_weights: dict[str, Path]) -> None:
+    models = {m["name"]: m for m in level_client.get("/v1/models").json()["models"]}
+    assert models["blind_dn"]["blind"] and models["blind_dn"]["level"] == [0, 50]
+    assert models["blind_car"]["task"] == "jpeg" and models["blind_car"]["level"] == [10, 40]
+    assert not models["tiny_noise25"]["blind"] and models["tiny_noise25"]["level"] == [25, 25]
+    assert models["blind_dn"]["task_label"] == "denoising"
+    named = ModelRegistry.from_settings(Settings(weights=(WeightsSpec(level_weights["noise25"], "dn25"),),
+                                                 include_bundled=False))
+    assert named.entries["dn25"].info.level == (25, 25)  # the file name still tells the level under a NAME
+
+
+def test_bundled_models_list_their_measured_quality() -> None:
+    """The bundled models as /v1/models lists them: described from their headers, not loaded."""
+    with TestClient(create_app(Settings())) as c:
+        models = c.get("/v1/models").json()["models"]
+    bundled = {m["task"] if m["task"] != "sr" else f"sr x{m['scale']}": m for m in models if m["source"] == "bundled"}
+    if "sr x2" not in bundled:
+        pytest.skip("this installation has no bundled x2 model")
+    row = bundled["sr x2"]["quality"]["Set5 x2"]
+    assert isinstance(row["model"]["psnr_y"], float) and isinstance(row["bicubic"]["psnr_y"], float)
+    assert not any(m["loaded"] for m in models)
+    if "denoise" in bundled:
+        assert bundled["denoise"]["blind"]  # the bundled denoiser is trained for a range of sigma
+
+
+# --------------------------------------------------------------------------------------------------
 # the bounded queue
 # --------------------------------------------------------------------------------------------------
 
 
 def test_full_queue_answers_503_with_retry_after(weights: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     release, started = threading.Event(), threading.Event()
-    real_restore = service.restore_image
+    real_restore = jobs.restore_image
 
     def blocking_restore(*args: object, **kwargs: object) -> object:
         started.set()
         assert release.wait(30), "test never released the worker"
         return real_restore(*args, **kwargs)
 
-    monkeypatch.setattr(service, "restore_image", blocking_restore)
+    monkeypatch.setattr(jobs, "restore_image", blocking_restore)
     data = png_bytes(random_image((16, 16, 3)))
     files = {"image": ("a.png", data, "image/png")}
     with TestClient(create_app(make_settings(weights, workers=1, queue=1))) as c:
@@ -368,15 +481,29 @@ def test_weights_spec_parsing() -> None:
         WeightsSpec.parse("=x.pth")
 
 
-def test_task_inference() -> None:
-    sr = swinir.ModelConfig(upscale=4, upsampler="pixelshuffle", **TINY)
+def test_models_are_recognised_by_name_metadata_and_architecture(weights: dict[str, Path],
+                                                                 level_weights: dict[str, Path],
+                                                                 tmp_path: Path) -> None:
+    """The task of a served file: a task-like name wins, then ``swinir.task`` metadata, then the architecture."""
     dn = swinir.ModelConfig(**TINY)
-    car = swinir.ModelConfig(**{**TINY, "window_size": 7, "img_size": 14}, img_range=255.0)
-    assert task_of(sr, {}) == "sr"
-    assert task_of(dn, {}) == "denoise"
-    assert task_of(car, {}) == "jpeg"
-    assert task_of(dn, {"swinir.task": "color_car"}) == "jpeg"
-    assert task_of(dn, {"swinir.task": "sr"}, name="jpeg") == "jpeg"  # a task-like name wins
+    sr4 = swinir.ModelConfig(upscale=4, upsampler="pixelshuffle", **TINY)
+    paths = {}
+    for stem, config, meta in (("sr4", sr4, {}), ("meta_car", dn, {"task": "color_car"}),
+                               ("meta_sr", dn, {"task": "sr"})):
+        paths[stem] = tmp_path / f"{stem}.safetensors"
+        swinir.save_safetensors(paths[stem], config.build(), config, meta)
+    specs = (WeightsSpec(paths["sr4"]), WeightsSpec(weights["dn"]), WeightsSpec(level_weights["car"]),
+             WeightsSpec(level_weights["jpeg"]), WeightsSpec(paths["meta_car"]),
+             WeightsSpec(paths["meta_sr"], "color_car"))
+    registry = ModelRegistry.from_settings(Settings(weights=specs, include_bundled=False))
+    assert {name: (e.task, e.scale) for name, e in registry.entries.items()} == {
+        "sr4": ("sr", 4),  # an upscaling network is SR
+        "tiny_dn": ("denoise", 1),  # same size, 8x8 windows on 0..1: a denoiser
+        "car_arch": ("jpeg", 1),  # same size, 7x7 windows on 0..255: the JPEG models' architecture
+        "jpeg": ("jpeg", 1),  # a denoiser's architecture in a file named jpeg.safetensors: the name decides
+        "meta_car": ("jpeg", 1),  # swinir.task metadata
+        "color_car": ("jpeg", 1),  # a task-like NAME wins over the metadata (which says sr)
+    }
 
 
 def test_duplicate_names_and_no_models(weights: dict[str, Path]) -> None:

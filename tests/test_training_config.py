@@ -143,3 +143,14 @@ def test_learning_rate_halves_at_50_80_90_95_percent(tmp_path: Path) -> None:
 
 def test_the_task_table_covers_every_task() -> None:
     assert set(TASK_BEHAVIOURS) == set(TASKS)
+
+
+def test_train_precision_is_the_package_precision_type() -> None:
+    """One Precision type: the config's train.precision values are swinir.precision's (fp32, bf16, fp16)."""
+    import typing
+
+    from swinir import precision
+    from swinir.training import config
+
+    assert config.Precision is precision.Precision
+    assert typing.get_type_hints(config.TrainSection)["precision"] is precision.Precision

@@ -16,12 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SwinIRError
+from .tasks import family_of
 
-TASK_ALIASES = {
-    "sr": "sr", "super-resolution": "sr", "classical_sr": "sr", "upscale": "sr",
-    "denoise": "denoise", "dn": "denoise", "color_dn": "denoise", "denoising": "denoise",
-    "jpeg": "jpeg", "car": "jpeg", "color_car": "jpeg", "dejpeg": "jpeg",
-}
 DEFAULT_TASK, DEFAULT_SCALE = "sr", 4
 
 
@@ -78,9 +74,7 @@ def bundled_models() -> list[BundledModel]:
 
 def bundled_model(task: str | None = None, scale: int | None = None) -> BundledModel:
     """The shipped model for a task (sr, denoise, jpeg) and, for sr, a scale (default x4)."""
-    key = TASK_ALIASES.get((task or DEFAULT_TASK).lower())
-    if key is None:
-        raise SwinIRError(f"unknown task {task!r}: use sr, denoise or jpeg (or pass --weights)")
+    key = family_of(task or DEFAULT_TASK)
     want_scale = (scale or DEFAULT_SCALE) if key == "sr" else 1
     models = bundled_models()
     for model in models:

@@ -196,6 +196,26 @@ def load(path: str | os.PathLike, preset: str | Preset | ModelConfig | None = No
     return model.eval().to(device)
 
 
+def read_header(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, str]]:
+    """A weights file's config and ``swinir.*`` metadata, without loading its tensors where the file allows.
+
+    A safetensors file that carries its config (``swinir convert``, training exports, the bundled models) is
+    described from its header alone, which is what a server listing many models wants at start-up. Other
+    files (reference ``.pth``) are read whole once to infer the architecture, and the tensors are dropped.
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = {k: v for k, v in (f.metadata() or {}).items() if k.startswith(METADATA_PREFIX)}
+        except Exception as err:
+            raise SwinIRError(f"{path}: not a readable safetensors file ({err}); re-download or re-export it") from err
+        if CONFIG_KEY in meta:
+            return resolve_config({}, meta, None), meta
+    state, meta = read_checkpoint(path)
+    return resolve_config(state, meta, None), meta
+
+
 # --------------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 from .errors import SwinIRError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"}
+NETWORK_COMMANDS = ("restore", "eval", "train", "serve")  # long-running: the allocator keeps memory (swinir.memory)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -36,9 +36,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     from .precision import PRECISION_CHOICES
 
-    p.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
+    p.add_argument("inputs", nargs="+", type=Path, help="image or video files, or folders of them")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output folder (or a file name when restoring a single image)")
+                   help="output folder (or a file name when restoring a single image or video)")
     add_model_arguments(p)
     p.add_argument("--sigma", type=float, default=None,
                    help="noise level (0-255) of a denoiser trained for one level; blind models need none")
@@ -52,34 +52,24 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
                    help="auto (default): bf16 where the CPU/GPU computes it natively (AVX512-BF16, AMX, CUDA), "
                         "else fp32")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
-    p.add_argument("--format", default="png", help="output format by extension: png (default), tif, bmp, jpg, webp")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (under torchrun, cuda: each process "
+                                                   "its own GPU)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads (default: all cores, divided among the processes torchrun starts on a machine)")
+    p.add_argument("--format", default="png", help="image output format by extension: png (default), tif, bmp, "
+                                                   "jpg, webp")
+    video = p.add_argument_group("video")
+    video.add_argument("--codec", default=None,
+                       help="video encoder: libx264 (default; libvpx-vp9 for .webm), libx265, libsvtav1, "
+                            "ffv1 (lossless), ...")
+    video.add_argument("--crf", type=int, default=None,
+                       help="constant rate factor of encoders that have one (default 18; lower is better)")
+    video.add_argument("--pix-fmt", default=None,
+                       help="stored pixel format (default: yuv420p for lossy codecs, RGB for lossless ones)")
+    video.add_argument("--video-format", default=None,
+                       help="container of video outputs in a folder: mp4, mkv, mov, webm, ... (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-
-
-def collect_inputs(inputs: Sequence[Path]) -> list[Path]:
-    """Image files named directly, plus the image files directly inside named folders (sorted)."""
-    files: list[Path] = []
-    for item in inputs:
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise SwinIRError(f"{item}: the folder holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-            files += found
-        elif item.exists():
-            files.append(item)
-        else:
-            raise SwinIRError(f"{item}: no such file or folder")
-    return files
-
-
-def output_path(src: Path, output: Path, single: bool, fmt: str) -> Path:
-    """``output`` itself for one input whose output has an image suffix; else ``output/<stem>.<fmt>``."""
-    if single and output.suffix.lower() in IMAGE_SUFFIXES:
-        return output
-    return output / f"{src.stem}.{fmt.lstrip('.')}"
 
 
 def load_model(args: argparse.Namespace) -> Any:
@@ -119,46 +109,37 @@ def restore_options(args: argparse.Namespace) -> Any:
 
 
 def run_restore(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+    """Restore the inputs; under torchrun, this process's share of them (see :mod:`swinir.sharding`)."""
+    from .batch import Report, plan_jobs, restore_files, stop_on_terminate
     from .engine import set_threads
-    from .images import read_image, write_image
-    from .pipeline import restore_image
+    from .sharding import ProcessGroup, digest, shard_from_env
+    from .video import EncodeOptions
 
-    set_threads(args.threads)
-    files = collect_inputs(args.inputs)
-    model = load_model(args)
-    options = restore_options(args)
-    single = len(files) == 1
-    failures = 0
-    bar = tqdm(files, unit="img", disable=args.quiet, desc="restore")
-    for src in bar:
-        dst = output_path(src, args.output, single, args.format)
-        if dst.exists() and not args.overwrite:
-            tqdm.write(f"skip {src}: {dst} exists (use --overwrite)")
-            continue
+    shard = shard_from_env()
+    set_threads(args.threads or shard.default_threads())
+    args.device = shard.device(args.device)
+    encode = EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt)
+    with ProcessGroup(shard) as group:
+        jobs = plan_jobs(args.inputs, args.output, args.format, args.video_format, encode)
+        group.require_same(digest([str(job.src) for job in jobs]), "input files")
+        model = load_model(args)
         try:
-            image = read_image(src)
-            with tqdm(unit="tile", leave=False, disable=args.quiet, desc=src.name) as tiles:
-
-                def progress(done: int, total: int, tiles: Any = tiles) -> None:
-                    tiles.total = total
-                    tiles.update(done - tiles.n)
-                    if total == 1:
-                        tiles.disable = True
-
-                result = restore_image(model, image, options, progress=progress)
-            for notice in result.notices:
-                tqdm.write(f"{src}: {notice}")
-            write_image(dst, result.pixels, alpha=result.alpha)
-        except SwinIRError as err:
-            failures += 1
-            tqdm.write(f"error: {err}", file=sys.stderr)
-    done = len(files) - failures
-    if not args.quiet or failures:
-        print(f"restored {done} of {len(files)} images into {args.output}"
-              + (f"; {failures} failed (see above)" if failures else ""), file=sys.stderr if failures else sys.stdout)
-    return EXIT_FAILED if failures else EXIT_OK
+            with stop_on_terminate():
+                report = restore_files(model, shard.take(jobs), restore_options(args), encode,
+                                       overwrite=args.overwrite, quiet=args.quiet, prefix=shard.prefix,
+                                       position=2 * shard.local_rank)
+        except KeyboardInterrupt:
+            again = "the same command without --overwrite" if args.overwrite else "the same command"
+            print(f"{shard.prefix}interrupted: the outputs written so far are complete and the unfinished one was "
+                  f"removed; run {again} to continue (existing outputs are skipped)", file=sys.stderr)
+            return 130
+        total = Report.merged(group.gather(report))
+        code = EXIT_FAILED if total.failed else EXIT_OK
+        if shard.rank == 0 and (total.failed or not args.quiet):
+            print(total.summary(args.output, shard.world_size), file=sys.stderr if total.failed else sys.stdout,
+                  flush=True)
+        group.finish(code)  # under torchrun, the process ends here
+    return code
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,7 +211,7 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
         p.add_argument("--preset", help="use this preset instead of inferring the architecture")
 
     return [
-        ("restore", "restore (upscale, denoise, de-JPEG) images", add_restore_arguments, run_restore),
+        ("restore", "restore (upscale, denoise, de-JPEG) images and videos", add_restore_arguments, run_restore),
         ("info", "print a checkpoint's architecture and parameter count", info_args, run_info),
         ("convert", "convert a .pth checkpoint to .safetensors with its config", convert_args, run_convert),
         ("eval", "evaluate a model or a baseline exactly as the paper measures",
@@ -263,6 +244,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     try:
         args = build_parser(command).parse_args(argv)
+        if command in NETWORK_COMMANDS:
+            from .memory import tune_allocator
+
+            tune_allocator()
         return args.run(args)
     except SwinIRError as err:
         print(f"swinir: error: {err}", file=sys.stderr)

@@ -37,6 +37,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from .windowed import DEFAULT_CHUNK_TOKENS, run_blocks_chunked
+
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect", "nearest+conv", ""]
 ResiConnection = Literal["1conv", "3conv"]
 Attention = Literal["fused", "sdpa", "reference"]
@@ -406,8 +408,12 @@ class BasicLayer(nn.Module):
             for i in range(depth)
         )
         self.use_checkpoint = False
+        self.chunk_tokens: int | None = DEFAULT_CHUNK_TOKENS  # see set_inference_chunk
 
     def forward(self, x: Tensor) -> Tensor:
+        if (self.chunk_tokens and not torch.is_grad_enabled()
+                and all(block.attention == "fused" for block in self.blocks)):
+            return run_blocks_chunked(self.blocks, x, self.chunk_tokens)
         for block in self.blocks:
             if self.use_checkpoint and x.requires_grad:
                 x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
@@ -596,6 +602,13 @@ class SwinIR(nn.Module):
             raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, got {attention!r}")
         for block in self.blocks():
             block.attention = attention
+        return self
+
+    def set_inference_chunk(self, tokens: int | None) -> SwinIR:
+        """Run inference (no autograd) one chunk of ``tokens`` tokens' windows at a time (:mod:`swinir.windowed`);
+        None runs every block on the whole feature map at once."""
+        for layer in self.layers:
+            layer.residual_group.chunk_tokens = tokens
         return self
 
     def set_grad_checkpointing(self, enabled: bool = True) -> SwinIR:

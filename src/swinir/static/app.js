@@ -3,7 +3,6 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const TASK_LABELS = { sr: "super-resolution", denoise: "denoising", jpeg: "JPEG artifact reduction" };
 const POLL_MS = 300;
 
 const state = {
@@ -29,7 +28,39 @@ function currentModel() {
 }
 
 function describeModel(m) {
-  return `${m.name} — ${TASK_LABELS[m.task] || m.task}${m.task === "sr" ? " ×" + m.scale : ""}`;
+  return `${m.name} — ${m.task_label || m.task}${m.task === "sr" ? " ×" + m.scale : ""}`;
+}
+
+// A metric value as text: PSNR (psnr, psnr_y, psnrb...) in dB with 2 decimals, SSIM and others with 4.
+function formatMetric(metric, value, unit) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "n/a";
+  if (!metric.startsWith("psnr")) return value.toFixed(4);
+  return value.toFixed(2) + (unit ? " dB" : "");
+}
+
+// /v1/models gives {row: {"model": {metric: value}, "<baseline>": {metric: value}}}; each row becomes
+// "Set5 x2: 34.87 dB (bicubic 33.67)", with the row's first metric.
+function qualityText(quality) {
+  const rows = [];
+  for (const [row, values] of Object.entries(quality || {})) {
+    const model = values && typeof values === "object" ? values.model : null;
+    const metric = model && typeof model === "object" ? Object.keys(model)[0] : undefined;
+    if (!metric) continue;
+    let text = `${row}: ${formatMetric(metric, model[metric], true)}`;
+    const baseline = Object.keys(values).find((key) => key !== "model");
+    const base = baseline && values[baseline] && typeof values[baseline] === "object" ? values[baseline][metric] : null;
+    if (typeof base === "number") text += ` (${baseline} ${formatMetric(metric, base, false)})`;
+    rows.push(text);
+  }
+  return rows.join(" · ");
+}
+
+// What a model does with sigma/quality: blind models estimate the level, one-level models have theirs.
+function levelText(m) {
+  if (!m.level || (m.task !== "denoise" && m.task !== "jpeg")) return "";
+  const what = m.task === "denoise" ? "noise σ" : "JPEG quality";
+  const [low, high] = m.level;
+  return m.blind ? `blind: handles ${what} ${low}–${high} by itself` : `trained for ${what} ${low}`;
 }
 
 async function errorDetail(response) {
@@ -56,13 +87,13 @@ async function loadModels() {
 
 function onModelChange() {
   const m = currentModel();
-  $("sigma-field").hidden = !m || m.task !== "denoise";
-  $("quality-field").hidden = !m || m.task !== "jpeg";
-  let text = m ? m.description : "";
-  if (m && m.quality && Object.keys(m.quality).length) {
-    text += " · " + Object.entries(m.quality).map(([k, v]) => `${k}: ${v}`).join(", ");
-  }
-  $("model-description").textContent = text;
+  // The level fields only where the server accepts them: a model whose trained level is unknown.
+  $("sigma-field").hidden = !m || m.task !== "denoise" || m.level != null;
+  $("quality-field").hidden = !m || m.task !== "jpeg" || m.level != null;
+  $("model-description").textContent = m ? [m.description, levelText(m)].filter(Boolean).join(" · ") : "";
+  const measured = m ? qualityText(m.quality) : "";
+  $("model-quality").textContent = measured ? `Measured: ${measured}` : "";
+  $("model-quality").hidden = !measured;
   updateButton();
 }
 
@@ -98,8 +129,8 @@ function formData() {
   data.append("task", m.name);
   data.append("precision", $("precision").value);
   if ($("tile").value) data.append("tile", $("tile").value);
-  if (m.task === "denoise" && $("sigma").value) data.append("sigma", $("sigma").value);
-  if (m.task === "jpeg" && $("quality").value) data.append("quality", $("quality").value);
+  if (!$("sigma-field").hidden && $("sigma").value) data.append("sigma", $("sigma").value);
+  if (!$("quality-field").hidden && $("quality").value) data.append("quality", $("quality").value);
   return data;
 }
 
@@ -179,9 +210,10 @@ async function showResult(job, response, totalSeconds) {
   const input = state.inputSize ? `${state.inputSize.width}×${state.inputSize.height} → ` : "";
   const compute = Number(response.headers.get("X-SwinIR-Seconds") || 0).toFixed(2);
   const notice = response.headers.get("X-SwinIR-Notice");
+  const precision = response.headers.get("X-SwinIR-Precision");
   $("result-info").textContent = `${input}${after.naturalWidth}×${after.naturalHeight} · ` +
-    `model ${response.headers.get("X-SwinIR-Model")} · ${compute} s compute, ${totalSeconds} s total` +
-    (notice ? ` · ${notice}` : "");
+    `model ${response.headers.get("X-SwinIR-Model")}${precision ? " (" + precision + ")" : ""} · ` +
+    `${compute} s compute, ${totalSeconds} s total` + (notice ? ` · ${notice}` : "");
   $("result").hidden = false;
   layout();
   setSplit($("slider").value);

@@ -7,11 +7,18 @@
 The pieces, each usable alone:
 
 * :mod:`.config`: typed, validated run configs (YAML files, shipped recipes, ``--set key=value`` overrides).
-* :mod:`.tasks`: the one table of what differs between tasks (channels, degradation, loss, metrics).
+* :mod:`.tasks`: what training adds to the task table :mod:`swinir.tasks` (degrading patches).
 * :mod:`.data`: folder datasets whose every sample is a pure function of (seed, iteration, slot).
-* :mod:`.loop`: the :class:`~swinir.training.loop.Trainer` (EMA, bf16/fp16, DDP, signals, resume).
-* :mod:`.state`: atomic training checkpoints and the safetensors export of a run's EMA weights.
-* :mod:`.gan`, :mod:`.losses`: the real-world SR GAN stage (U-Net discriminator, VGG19 perceptual loss).
+* :mod:`.state`: the :class:`~.state.TrainingState` and the checkpoint format (``to_dict`` / ``load_dict``),
+  atomic checkpoint files, the resume rules, and the safetensors export of a run's EMA weights.
+* :mod:`.lineage`: what exported weights record of their training (iterations, hours, segments).
+* :mod:`.steps`: one optimisation step of the PSNR stage (autocast, loss, backward, optimiser, EMA).
+* :mod:`.gan`, :mod:`.losses`: the real-world SR GAN stage (U-Net discriminator, VGG19 perceptual loss, its
+  step) and the pixel / adversarial losses.
+* :mod:`.validation`: the EMA weights scored through the engine, as ``swinir eval`` scores them.
+* :mod:`.distributed`: torchrun's process group, DDP and the loop's collective calls.
+* :mod:`.loop`: the :class:`~swinir.training.loop.Trainer`, which assembles the above and runs the loop
+  (progress, validation and checkpoint cadence, stop signals).
 * :mod:`.monitor`: CSV log, TensorBoard event files, a PNG plot.
 * :mod:`.cli`: ``swinir train`` (also ``python -m swinir.training``).
 """

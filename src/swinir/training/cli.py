@@ -41,6 +41,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train_command(args: argparse.Namespace) -> int:
     """Run ``swinir train`` for parsed ``args``; returns the process exit code."""
+    from ..memory import tune_allocator
+
+    tune_allocator()  # also for ``python -m swinir.training`` (torchrun), which does not pass through swinir.cli
     if args.list_recipes:
         for name in recipe_names():
             print(f"{name:24s} {_recipe_summary(name)}")

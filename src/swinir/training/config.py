@@ -35,9 +35,10 @@ from typing import Any, Literal
 import yaml
 
 from ..errors import SwinIRError
+from ..precision import Precision
 from ..presets import PRESETS, ModelConfig, get_preset
+from ..tasks import get_task
 
-Precision = Literal["fp32", "bf16", "fp16"]
 LossName = Literal["auto", "l1", "l2", "charbonnier"]
 Stage = Literal["psnr", "gan"]
 Schedule = Literal["multistep", "cosine"]
@@ -495,17 +496,15 @@ def _plain(value: Any) -> Any:
 
 def _check_semantics(cfg: RunConfig) -> None:
     """Every rule that involves more than one value; all violations reported in one line."""
-    from .tasks import task_behaviour  # the task table imports this module's types
-
     m, t, d, v, tr, ck = cfg.model, cfg.task, cfg.data, cfg.val, cfg.train, cfg.checkpoint
-    behaviour = task_behaviour(t.name)
+    behaviour = get_task(t.name)
     problems: list[str] = []
 
     def need(ok: bool, message: str) -> None:
         if not ok:
             problems.append(message)
 
-    if behaviour.is_sr:
+    if behaviour.upsamples:
         need(t.scale >= 2, f"task.scale must be 2 or more for {t.name}, got {t.scale}")
         need(m.upscale == t.scale, f"model.upscale {m.upscale} differs from task.scale {t.scale}")
     else:
@@ -541,7 +540,7 @@ def _check_semantics(cfg: RunConfig) -> None:
     need(tr.charbonnier_eps > 0, "train.charbonnier_eps must be positive")
     need(0 <= tr.drop_path_rate < 1, f"train.drop_path_rate must lie in [0, 1), got {tr.drop_path_rate}")
     need(tr.threads is None or tr.threads >= 1, f"train.threads must be at least 1, got {tr.threads}")
-    need(tr.stage == "psnr" or behaviour.is_sr, f"train.stage gan is for SR tasks, not {t.name}")
+    need(tr.stage == "psnr" or behaviour.upsamples, f"train.stage gan is for SR tasks, not {t.name}")
     need(tr.stage == "psnr" or d.patch_size * t.scale % 8 == 0,
          "the GAN stage needs HR patches (patch_size * scale) divisible by 8 for the U-Net discriminator")
     need(tr.d_channels >= 1, f"train.d_channels must be at least 1, got {tr.d_channels}")

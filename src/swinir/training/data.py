@@ -29,39 +29,20 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..datasets import find_lr_partner, list_images
 from ..degradations import modcrop
 from ..errors import SwinIRError
-from ..evaluation import IMAGE_SUFFIXES, list_images, read_image
 from .config import RunConfig
 from .tasks import TaskBehaviour, task_behaviour
 
 ORDER_STREAM, SAMPLE_STREAM, VALIDATION_STREAM = 0, 1, 2  # keep the seeded generators independent
 Log = Callable[[str], None]
 SampleKey = tuple[int, int]  # (iteration, slot in the global batch)
+ROOT_HINT = "relative folders are resolved against data.root"
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
-
-
-def image_files(folder: Path, what: str) -> list[Path]:
-    """The image files directly inside ``folder`` (sorted); a missing or empty folder is an error."""
-    if not folder.is_dir():
-        raise SwinIRError(f"{what}: folder {folder} not found (relative folders are resolved against data.root)")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise SwinIRError(f"{what}: folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def find_partner(lr_folder: Path, hr_path: Path, scale: int) -> Path | None:
-    """The LR file of ``hr_path``: ``{stem}x{scale}.*`` or ``{stem}.*`` inside ``lr_folder``."""
-    for stem in (f"{hr_path.stem}x{scale}", hr_path.stem):
-        for suffix in (hr_path.suffix, *IMAGE_SUFFIXES):
-            candidate = lr_folder / f"{stem}{suffix}"
-            if candidate.is_file():
-                return candidate
-    return None
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -100,8 +81,8 @@ class TrainDataset(Dataset):
         for i, folder in enumerate(config.data.train):
             hr_folder = config.resolve_path(folder)
             lr_folder = config.resolve_path(lr_folders[i]) if lr_folders else None
-            for hr_path in image_files(hr_folder, "data.train"):
-                lr_path = find_partner(lr_folder, hr_path, self.scale) if lr_folder else None
+            for hr_path in list_images(hr_folder, label="data.train", hint=ROOT_HINT):
+                lr_path = find_lr_partner(lr_folder, hr_path, self.scale, plain_stem=True) if lr_folder else None
                 if lr_folder is not None and lr_path is None:
                     self.skipped["without an LR partner"] += 1
                     continue
@@ -135,7 +116,7 @@ class TrainDataset(Dataset):
         """Decode one image (pair) and check its size; None (and a counted reason) when it is unusable."""
         try:
             hr = self.behaviour.read(hr_path)
-            lr = read_image(lr_path, "color" if self.behaviour.channels == 3 else "gray") if lr_path else None
+            lr = self.behaviour.read_lr(lr_path) if lr_path else None
         except SwinIRError:
             self.skipped["unreadable"] += 1
             return None
@@ -156,7 +137,7 @@ class TrainDataset(Dataset):
             return self.cache[index]
         hr_path, lr_path = self.entries[index]
         hr = self.behaviour.read(hr_path)
-        lr = read_image(lr_path, "color" if self.behaviour.channels == 3 else "gray") if lr_path else None
+        lr = self.behaviour.read_lr(lr_path) if lr_path else None
         return hr, lr
 
     def order(self, epoch: int) -> np.ndarray:
@@ -275,7 +256,7 @@ def load_validation(config: RunConfig, *, log: Log = _stderr) -> list[ValImage]:
         return []
     behaviour = task_behaviour(config.task.name)
     scale = config.task.scale
-    files = list_images(config.resolve_path(val.folder))
+    files = list_images(config.resolve_path(val.folder), label="val.folder", hint=ROOT_HINT)
     if val.images:
         wanted = set(val.images)
         files = [f for f in files if f.stem in wanted]
@@ -291,10 +272,10 @@ def load_validation(config: RunConfig, *, log: Log = _stderr) -> list[ValImage]:
         top, left, h, w = centre_box(gt.shape[0], gt.shape[1], val.crop, scale)
         gt = np.ascontiguousarray(gt[top : top + h, left : left + w])
         if lr_folder is not None:
-            lr_path = find_partner(lr_folder, path, scale)
+            lr_path = find_lr_partner(lr_folder, path, scale, plain_stem=True)
             if lr_path is None:
                 raise SwinIRError(f"val.lr_folder: no LR file for {path.name} in {lr_folder}")
-            lr = read_image(lr_path, "color" if behaviour.channels == 3 else "gray")
+            lr = behaviour.read_lr(lr_path)
             lq = lr[top // scale : (top + h) // scale, left // scale : (left + w) // scale].astype(np.float32) / 255
         else:
             rng = np.random.default_rng([val.seed, VALIDATION_STREAM, i])

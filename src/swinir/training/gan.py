@@ -1,17 +1,23 @@
-"""The GAN stage of real-world SR: a U-Net discriminator with spectral norm and a VGG19 perceptual loss.
+"""The GAN stage of real-world SR: its networks, how they are assembled, and its generator+discriminator step.
 
-Both follow the published designs (Real-ESRGAN's U-Net discriminator; the VGG19 feature loss of
-ESRGAN/Real-ESRGAN, pre-activation features of conv1_2 ... conv5_4 with ImageNet normalisation) and are
-written here from those descriptions. The VGG19 weights are never downloaded: the user passes a file
-(``train.perceptual_weights``): torchvision's ``vgg19`` state dict (``features.N.weight`` keys, as .pth,
-read with ``weights_only=True``, or converted to safetensors) or a file with ``conv1_1.weight``-style keys.
+The networks follow the published designs (Real-ESRGAN's U-Net discriminator with spectral normalisation; the
+VGG19 feature loss of ESRGAN/Real-ESRGAN, pre-activation features of conv1_2 ... conv5_4 with ImageNet
+normalisation) and are written here from those descriptions. The VGG19 weights are never downloaded: the user
+passes a file (``train.perceptual_weights``): torchvision's ``vgg19`` state dict (``features.N.weight`` keys, as
+.pth, read with ``weights_only=True``, or converted to safetensors) or a file with ``conv1_1.weight``-style keys.
+
+:func:`build_gan_parts` assembles the stage (discriminator, its Adam and GradScaler, the perceptual loss) and
+:class:`GanStep` trains it: the generator on ``pixel_weight * pixel + perceptual_weight * VGG + gan_weight *
+GAN``, then the discriminator on ground truth and generated patches in one batch.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +26,12 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import SwinIRError
+from .config import RunConfig
+from .losses import discriminator_loss, generator_adversarial_loss
+from .steps import PixelStep, apply_gradients, set_learning_rate
+
+if TYPE_CHECKING:  # the state holds these parts (it imports this module)
+    from .state import TrainingState
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -171,3 +183,74 @@ class UNetDiscriminator(nn.Module):
             y = F.interpolate(y, scale_factor=2, mode="bilinear", align_corners=False)
             y = F.leaky_relu(conv(y), 0.2) + skips.pop()
         return self.head(self.refine(y))
+
+
+# --------------------------------------------------------------------------------------------------
+# The stage: its parts and its step
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GanParts:
+    """What the GAN stage adds to a run: the discriminator with its optimiser and (fp16) scaler, which a
+    checkpoint holds, and the frozen perceptual loss (None when ``perceptual_weight`` is 0), which it does not."""
+
+    discriminator: UNetDiscriminator
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    perceptual: PerceptualLoss | None
+
+
+def build_gan_parts(config: RunConfig, device: torch.device) -> GanParts:
+    """The GAN stage's networks on ``device``; a missing VGG19 weights file is an error here, before any training."""
+    tr = config.train
+    discriminator = UNetDiscriminator(config.model.in_chans, tr.d_channels).to(device)
+    optimizer = torch.optim.Adam(discriminator.parameters(), lr=tr.d_lr, betas=tr.betas)
+    scaler = torch.amp.GradScaler("cuda") if tr.precision == "fp16" else None
+    perceptual = None
+    if tr.perceptual_weight > 0:
+        if tr.perceptual_weights is None:
+            raise SwinIRError("the GAN stage needs train.perceptual_weights: a VGG19 weights file (torchvision's "
+                              "vgg19 state dict as .pth or safetensors); it is never downloaded")
+        perceptual = PerceptualLoss(tr.perceptual_layers, config.resolve_path(tr.perceptual_weights)).to(device)
+    return GanParts(discriminator, optimizer, scaler, perceptual)
+
+
+class GanStep(PixelStep):
+    """One generator step, then one discriminator step (see the module docstring).
+
+    ``disc_net`` is the discriminator as trained (``parts.discriminator`` or its DDP wrapper); the generator's
+    step calls the bare module, frozen, so that no gradient is synchronised for it.
+    """
+
+    def __init__(self, state: TrainingState, net: nn.Module, disc_net: nn.Module, device: torch.device) -> None:
+        super().__init__(state, net, device)
+        if state.gan is None:
+            raise ValueError("GanStep needs a state with the GAN stage's parts (train.stage: gan)")
+        self.parts = state.gan
+        self.disc_net = disc_net
+
+    def update(self, lq: Tensor, hr: Tensor, iteration: int) -> dict[str, float]:
+        tr, state, parts = self.config.train, self.state, self.parts
+        disc = parts.discriminator
+        set_learning_rate(parts.optimizer,
+                          self.config.learning_rate(iteration, tr.d_lr, state.progress.segment_start))
+        disc.requires_grad_(False)
+        with self.autocast():
+            out = self.net(lq)
+            fake_logits = disc(out)
+            l_pix = tr.pixel_weight * self.pixel_loss(out, hr)
+            l_per = (tr.perceptual_weight * parts.perceptual(out, hr) if parts.perceptual is not None
+                     else out.new_zeros(()))
+            l_gan = tr.gan_weight * generator_adversarial_loss(fake_logits, tr.gan_loss)
+        loss = l_pix + l_per.float() + l_gan
+        apply_gradients(loss, state.optimizer, state.scaler, state.model.parameters(), tr.grad_clip)
+
+        disc.requires_grad_(True)
+        with self.autocast():
+            logits = self.disc_net(torch.cat([hr, out.detach()]))
+        real_logits, fake_logits = logits.chunk(2)
+        l_d = discriminator_loss(real_logits, fake_logits, tr.gan_loss)
+        apply_gradients(l_d, parts.optimizer, parts.scaler, disc.parameters(), tr.grad_clip)
+        return {"loss": loss.item(), "loss_pixel": l_pix.item(), "loss_perceptual": float(l_per.item()),
+                "loss_gan": l_gan.item(), "loss_d": l_d.item()}

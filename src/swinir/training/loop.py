@@ -1,159 +1,77 @@
 """The training loop: one :class:`Trainer` per process, single-process or DistributedDataParallel.
 
-Per iteration: the learning rate of the step (a pure function of the iteration, :meth:`RunConfig.learning_rate`),
-forward under autocast (bf16 on CPU or CUDA, fp16 on CUDA with a GradScaler), the task's loss, backward,
-optional gradient clipping, the optimiser step, and the EMA update. The EMA decay is
-``min(ema_decay, (1 + i) / (10 + i))`` with ``train.ema_warmup`` (the default), so the average is useful
-from the first validations on and reaches ``ema_decay`` (0.999) after ~9,000 iterations.
+The trainer assembles a run from its parts and then runs the loop; each part lives in its own module:
 
-Checkpoints are written every ``checkpoint.every`` iterations, every ``checkpoint.every_minutes``, at the
-end, and on SIGINT/SIGTERM: the running step finishes, the checkpoint is written, and :meth:`Trainer.run`
+* :mod:`.state`: the :class:`~.state.TrainingState` (model, EMA, optimiser, scaler, progress) and the
+  checkpoint format; exact resume (a run stopped at step k and resumed gives at step n bitwise the weights of
+  an uninterrupted run on the same machine, CPU; CUDA kernels may be non-deterministic);
+* :mod:`.steps` and :mod:`.gan`: one optimisation step (the PSNR stage's, the GAN stage's);
+* :mod:`.validation`: the EMA weights scored through the engine, as ``swinir eval`` scores them;
+* :mod:`.distributed`: torchrun's process group, DDP and the loop's few collective calls;
+* :mod:`.data` and :mod:`.monitor`: batches (pure functions of seed, iteration and slot); CSV, TensorBoard, plot.
+
+The loop: per batch, the step; every ``log.every`` iterations a progress line; every ``val.every`` a
+validation (rank 0); a checkpoint every ``checkpoint.every`` iterations, every ``checkpoint.every_minutes``, at
+the end, and on SIGINT/SIGTERM: the running step finishes, the checkpoint is written, and :meth:`Trainer.run`
 returns 130 (SIGINT) or 143 (SIGTERM), the shell's codes for those signals, so that a job script can tell
-"stopped, resumable" from "finished" (0). A second SIGINT aborts at once without saving.
-
-Exact resume: the checkpoint holds model, EMA, optimiser, scaler, every generator's state and the data
-position; batches are pure functions of (seed, iteration, slot) (see :mod:`.data`), and the learning rate
-of the iteration. So a run stopped at step k and resumed gives, at step n, bitwise the weights of an
-uninterrupted run on the same machine (CPU; CUDA kernels may be non-deterministic).
-
-Distributed: launched by ``torchrun``, one process per device; gloo on CPU, nccl on CUDA. The global batch
-``data.batch_size`` is split evenly across ranks (the same samples a single process would draw), gradients
-are averaged by DDP, and only rank 0 validates and writes logs, plots and checkpoints. Stop signals and
+"stopped, resumable" from "finished" (0). A second SIGINT aborts at once without saving. Stop signals and
 timed checkpoints are agreed on by all ranks every step (one small all-reduce), so all stop together.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import os
-import random
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
-from .. import __version__
-from ..checkpoints import check_state_dict, read_checkpoint, save_safetensors
 from ..errors import SwinIRError
 from ..fileio import write_bytes_atomic
-from ..metrics import psnr, quantize, ssim
-from .config import RunConfig, apply_overrides, parse_config
-from .data import TrainDataset, ValImage, load_validation, make_loader
-from .losses import discriminator_loss, generator_adversarial_loss, pixel_loss
+from .config import RunConfig
+from .data import TrainDataset, load_validation, make_loader
+from .distributed import (
+    agree,
+    barrier,
+    check_replicas_agree,
+    gather_rng_states,
+    init_distributed,
+    leave_distributed,
+    process_threads,
+    resolve_device,
+    wrap,
+)
+from .gan import GanStep
 from .monitor import BASE_COLUMNS, GAN_COLUMNS, CsvLog, EventWriter, plot_progress
 from .state import (
     BEST_WEIGHTS,
-    CHECKPOINT_FORMAT,
-    capture_rng,
-    continued_lineage,
+    LAST_WEIGHTS,
+    TrainingState,
+    check_resumable,
     files_digest,
     latest_checkpoint,
     list_checkpoints,
     remove_temporaries,
-    restore_rng,
+    resumed_config,
     save_checkpoint,
-    segment_record,
-    training_metadata,
 )
-from .tasks import task_behaviour
+from .steps import PixelStep
+from .validation import Validation
+
+# check_resumable stays importable from here (scripts/campaign.py uses it); it lives in .state
+__all__ = ["EXIT_CODES", "EXIT_FINISHED", "Trainer", "check_resumable", "train"]
 
 EXIT_FINISHED = 0
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
-# Keys that may differ when a run is resumed: they change neither the weights nor the data order
-# (train.iterations re-spreads fractional milestones over the new budget; see docs/training.md). The starting
-# weights (init_weights, continue_from) are read only when a run starts; a resumed run takes its checkpoint's.
-SAFE_ON_RESUME = ("train.iterations", "train.threads", "data.num_workers", "data.cache_images", "data.root",
-                  "train.init_weights", "train.continue_from", "val.every", "log.", "checkpoint.")
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process sits in a distributed run (all zeros/ones for a single process)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    local_world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-
-def init_distributed(device: str) -> tuple[DistInfo, bool]:
-    """Join the process group torchrun describes (env WORLD_SIZE/RANK/...); a plain process stays alone.
-
-    Returns the process's place and whether this call created the group (and so should destroy it).
-    """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo(), False
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")),
-                    int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    if dist.is_initialized():
-        return info, False
-    if device.startswith("cuda"):
-        torch.cuda.set_device(info.local_rank)
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return info, True
-
-
-def resolve_device(device: str, info: DistInfo) -> torch.device:
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise SwinIRError("--device cuda: no CUDA device is available to this PyTorch; use --device cpu")
-        return torch.device("cuda", info.local_rank if info.active else torch.device(device).index or 0)
-    if device != "cpu":
-        raise SwinIRError(f"--device must be cpu or cuda[:N], got {device!r}")
-    return torch.device("cpu")
-
-
-def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """``(key, old, new)`` for every leaf value that differs between two plain configs."""
-    out = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
-        name = f"{prefix}{key}"
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out += config_differences(a, b, name + ".")
-        elif a != b:
-            out.append((name, a, b))
-    return out
-
-
-def check_resumable(saved: RunConfig, new: RunConfig) -> list[str]:
-    """The safe keys that changed; raises when any other key changed (it would not be the same run)."""
-    diffs = config_differences(saved.to_dict(), new.to_dict())
-    unsafe = [d for d in diffs if not d[0].startswith(SAFE_ON_RESUME)]
-    if unsafe:
-        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in unsafe[:5]) + ("; ..." if len(unsafe) > 5 else "")
-        raise SwinIRError(
-            f"the config differs from the run's ({shown}); a resumed run must keep its config. Only "
-            f"{', '.join(k.rstrip('.') + ('*' if k.endswith('.') else '') for k in SAFE_ON_RESUME)} may change; "
-            "start a new run (another --out) to train differently"
-        )
-    return [k for k, _, _ in diffs]
-
-
-def ema_decay(config: RunConfig, iteration: int) -> float:
-    decay = config.train.ema_decay
-    return min(decay, (1 + iteration) / (10 + iteration)) if config.train.ema_warmup else decay
 
 
 class _StopSignals:
@@ -190,7 +108,7 @@ class Trainer:
         run_dir: where checkpoints, logs, plot and exported weights go.
         device: ``cpu`` or ``cuda`` (each distributed rank takes ``cuda:LOCAL_RANK``).
         resume: continue the newest checkpoint in ``run_dir`` (refused when the config differs in keys
-            that would change the training; see :data:`SAFE_ON_RESUME`).
+            that would change the training; see :data:`~swinir.training.state.SAFE_ON_RESUME`).
         overrides: ``section.key=value`` strings applied to the run's own config when resuming.
         log: where messages go (rank 0 only); default: stderr.
     """
@@ -202,72 +120,34 @@ class Trainer:
         self.device = resolve_device(device, self.dist)
         self._log_fn = log or (lambda message: print(message, file=sys.stderr, flush=True))
         self._bar: Any = None
-        self._run_started: float | None = None
-        self._run_cpu_started: float | None = None
 
-        resumed: dict[str, Any] | None = None
+        checkpoint: tuple[Path, dict[str, Any]] | None = None
         changed: list[str] = []
         if resume:
-            path, resumed = latest_checkpoint(self.run_dir, log=self.log)
-            saved = parse_config(resumed["config"])
-            if config is None:
-                config = parse_config(apply_overrides(resumed["config"], overrides))
-            changed = check_resumable(saved, config)
+            checkpoint = latest_checkpoint(self.run_dir, log=self.log)
+            config, changed = resumed_config(checkpoint[1], config, overrides)
         elif config is None:
             raise SwinIRError("give a config (or resume an existing run)")
         elif list_checkpoints(self.run_dir):
             raise SwinIRError(f"{self.run_dir} already holds a run ({list_checkpoints(self.run_dir)[-1][1].name}); "
                               "continue it with --resume, or choose another --out")
         self.config: RunConfig = config
-        self.behaviour = task_behaviour(config.task.name)
-        tr = config.train
-        if tr.precision == "fp16" and self.device.type != "cuda":
+        if config.train.precision == "fp16" and self.device.type != "cuda":
             raise SwinIRError("train.precision fp16 needs CUDA; on a CPU use bf16 (or fp32)")
-        threads = tr.threads or (max(1, (os.cpu_count() or 1) // self.dist.local_world_size)
-                                 if self.dist.active and self.device.type == "cpu" else None)
+        threads = process_threads(config.train.threads, self.dist, self.device)
         if threads:
             torch.set_num_threads(threads)
 
-        # Same initial weights on every rank (DDP would broadcast rank 0's anyway), then per-rank streams.
-        torch.manual_seed(tr.seed)
-        self.model = config.model.build(drop_path_rate=tr.drop_path_rate).to(self.device)
-        self.model.set_grad_checkpointing(tr.grad_checkpointing)
-        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
-        stream = int(np.random.SeedSequence([tr.seed, self.dist.rank, 7]).generate_state(1)[0])
-        torch.manual_seed(stream)
-        np.random.seed(stream)
-        random.seed(stream)
-
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=tr.lr, betas=tr.betas,
-                                          weight_decay=tr.weight_decay)
-        self.pixel_loss = pixel_loss(self.behaviour.loss if tr.loss == "auto" else tr.loss, tr.charbonnier_eps)
-        self.scaler = torch.amp.GradScaler("cuda") if tr.precision == "fp16" else None
-        self.gan = tr.stage == "gan"
-        if self.gan:
-            self._build_gan()
-
+        self.state = TrainingState.fresh(config, self.device, self.dist.rank)
         self.dataset = TrainDataset(config, log=self.log)
-        self.val_set: list[ValImage] = load_validation(config, log=self.log) if self.dist.is_main else []
-
-        self.iteration = 0
-        self.elapsed = 0.0
-        self.segment_start = 0  # iteration where the current optimiser state began (warm-up, history)
-        self.segment_elapsed = 0.0  # elapsed seconds at that point
-        self.cpu_seconds = 0.0  # CPU time of the process (all threads) before this segment of the loop
-        self.segment_cpu = 0.0  # CPU seconds at the start of the optimiser segment
-        self.history: list[dict[str, Any]] = []  # earlier segments of the weights' training (continue_from)
-        self.best: tuple[float, int] | None = None  # (psnr, iteration)
-        self.last_val: dict[str, float] = {}
-        self.digest = files_digest([p for p, _ in self.dataset.entries])
-        if resumed is not None:
-            self._restore(resumed, path, changed)
-        elif tr.init_weights:
-            self._load_init_weights(tr.init_weights)
-        elif tr.continue_from:
-            self._continue_from(tr.continue_from)
-        self.net: nn.Module = self._wrap(self.model)
-        if self.gan:
-            self.disc_net = self._wrap(self.disc)
+        self.state.images = len(self.dataset)
+        self.state.files_digest = files_digest([p for p, _ in self.dataset.entries])
+        self.validation = Validation(config, load_validation(config, log=self.log) if self.dist.is_main else [])
+        self._start(checkpoint, changed)
+        net = wrap(self.state.model, self.dist, self.device)
+        gan = self.state.gan
+        self._step = (GanStep(self.state, net, wrap(gan.discriminator, self.dist, self.device), self.device)
+                      if gan is not None else PixelStep(self.state, net, self.device))
 
         self.csv: CsvLog | None = None
         self.events: EventWriter | None = None
@@ -277,91 +157,58 @@ class Trainer:
             if removed:
                 self.log(f"removed {removed} half-written checkpoint file(s) left by an interrupted save")
             write_bytes_atomic(self.run_dir / "config.yaml", config.to_yaml().encode())
-            columns = BASE_COLUMNS + (GAN_COLUMNS if self.gan else ())
-            self.csv = CsvLog(self.run_dir / "log.csv", columns, keep_until=self.iteration if resumed else None)
+            columns = BASE_COLUMNS + (GAN_COLUMNS if gan is not None else ())
+            self.csv = CsvLog(self.run_dir / "log.csv", columns, keep_until=self.iteration if resume else None)
             self.events = EventWriter(self.run_dir) if config.log.tensorboard else None
-        self.baseline = self._baseline_scores()
+        self.baseline = self.validation.baseline_scores()
+        if self.baseline:
+            self.log(f"validation baseline ({self.validation.baseline_name}): PSNR {self.baseline['psnr']:.3f} dB, "
+                     f"SSIM {self.baseline['ssim']:.4f}, L1 {self.baseline['l1']:.5f}")
 
-    # ---- construction helpers ---------------------------------------------------------------------
-
-    def _build_gan(self) -> None:
-        from .gan import PerceptualLoss, UNetDiscriminator
-
+    def _start(self, checkpoint: tuple[Path, Mapping[str, Any]] | None, changed: list[str]) -> None:
+        """Load where the run starts from: its checkpoint, ``train.init_weights`` or ``train.continue_from``."""
         tr = self.config.train
-        self.disc = UNetDiscriminator(self.config.model.in_chans, tr.d_channels).to(self.device)
-        self.optimizer_d = torch.optim.Adam(self.disc.parameters(), lr=tr.d_lr, betas=tr.betas)
-        self.scaler_d = torch.amp.GradScaler("cuda") if tr.precision == "fp16" else None
-        self.perceptual: nn.Module | None = None
-        if tr.perceptual_weight > 0:
-            if tr.perceptual_weights is None:
-                raise SwinIRError("the GAN stage needs train.perceptual_weights: a VGG19 weights file (torchvision's "
-                                  "vgg19 state dict as .pth or safetensors); it is never downloaded")
-            path = self.config.resolve_path(tr.perceptual_weights)
-            self.perceptual = PerceptualLoss(tr.perceptual_layers, path).to(self.device)
+        if checkpoint is not None:
+            path, saved = checkpoint
+            for warning in self.state.load_dict(saved, rank=self.dist.rank, world_size=self.dist.world_size):
+                self.log(f"warning: {warning}")
+            self.log(f"resumed {path} at iteration {self.iteration:,}"
+                     + (f" (changed: {', '.join(changed)})" if changed else ""))
+        elif tr.init_weights:
+            self.state.load_weights(self.config.resolve_path(tr.init_weights))
+            self.log(f"initialised from {tr.init_weights}")
+        elif tr.continue_from:
+            lineage = self.state.continue_from(self.config.resolve_path(tr.continue_from))
+            self.log(f"continuing {tr.continue_from} at iteration {self.iteration:,} ({lineage.hours:.2f} h trained "
+                     "before; fresh optimiser state)")
 
-    def _wrap(self, module: nn.Module) -> nn.Module:
-        if not self.dist.active:
-            return module
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=ids)
+    # ---- what callers look at -----------------------------------------------------------------------
 
-    def _load_init_weights(self, weights: str) -> None:
-        state, _ = read_checkpoint(self.config.resolve_path(weights))
-        check_state_dict(self.model, state)
-        self.model.load_state_dict(state, strict=True)
-        self.ema.load_state_dict(state, strict=True)
-        self.log(f"initialised from {weights}")
+    @property
+    def model(self) -> nn.Module:
+        return self.state.model
 
-    def _continue_from(self, weights: str) -> None:
-        """Start from exported weights and carry on their counters: iterations, hours, history."""
-        path = self.config.resolve_path(weights)
-        state, meta = read_checkpoint(path)
-        check_state_dict(self.model, state)
-        self.model.load_state_dict(state, strict=True)
-        self.ema.load_state_dict(state, strict=True)
-        lineage = continued_lineage(meta)
-        self.iteration = self.segment_start = lineage.iterations
-        self.elapsed = self.segment_elapsed = lineage.hours * 3600
-        self.cpu_seconds = self.segment_cpu = lineage.cpu_hours * 3600
-        self.history = list(lineage.history)
-        self.log(f"continuing {weights} at iteration {self.iteration:,} ({lineage.hours:.2f} h trained before; "
-                 "fresh optimiser state)")
+    @property
+    def ema(self) -> nn.Module:
+        return self.state.ema
 
-    def _restore(self, state: Mapping[str, Any], path: Path, changed: list[str]) -> None:
-        self.model.load_state_dict(state["params"])
-        self.ema.load_state_dict(state["params_ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        if self.gan:
-            self.disc.load_state_dict(state["discriminator"])
-            self.optimizer_d.load_state_dict(state["optimizer_d"])
-            if self.scaler_d is not None and state.get("scaler_d"):
-                self.scaler_d.load_state_dict(state["scaler_d"])
-        self.iteration = int(state["iteration"])
-        progress = state.get("progress", {})
-        self.elapsed = float(progress.get("elapsed", 0.0))
-        self.segment_start = int(progress.get("segment_start", 0))
-        self.segment_elapsed = float(progress.get("segment_elapsed", 0.0))
-        self.cpu_seconds = float(progress.get("cpu_seconds", 0.0))
-        self.segment_cpu = float(progress.get("segment_cpu", 0.0))
-        self.history = list(progress.get("history", []))
-        if progress.get("best_psnr") is not None:
-            self.best = (float(progress["best_psnr"]), int(progress["best_iteration"]))
-        rng = state["rng"]
-        if len(rng) == self.dist.world_size:
-            restore_rng(rng[self.dist.rank])
-        else:
-            self.log(f"warning: the run had {len(rng)} processes, now {self.dist.world_size}: random streams "
-                     "(drop-path) restart; the data order is unaffected")
-        data = state["data"]
-        if data["files_digest"] != self.digest:
-            self.log("warning: the training images changed since the checkpoint; the data order differs from "
-                     "an uninterrupted run from here on")
-        self.log(f"resumed {path} at iteration {self.iteration:,}"
-                 + (f" (changed: {', '.join(changed)})" if changed else ""))
+    @property
+    def disc(self) -> nn.Module | None:
+        """The GAN stage's discriminator (None in the PSNR stage)."""
+        return self.state.gan.discriminator if self.state.gan is not None else None
 
-    # ---- messages ---------------------------------------------------------------------------------
+    @property
+    def iteration(self) -> int:
+        return self.state.progress.iteration
+
+    @property
+    def segment_start(self) -> int:
+        return self.state.progress.segment_start
+
+    @property
+    def last_val(self) -> dict[str, float]:
+        """The latest validation's scores (psnr, ssim, l1); {} before the first."""
+        return self.state.progress.last_val
 
     def log(self, message: str) -> None:
         if not self.dist.is_main:
@@ -371,160 +218,23 @@ class Trainer:
         else:
             self._log_fn(message)
 
-    # ---- one step ---------------------------------------------------------------------------------
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        precision = self.config.train.precision
-        if precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-    def _apply(self, loss: Tensor, optimizer: torch.optim.Optimizer, scaler: Any, params: Iterator[Tensor]) -> None:
-        """Backward, optional clipping, optimiser step (through the GradScaler for fp16)."""
-        optimizer.zero_grad(set_to_none=True)
-        clip = self.config.train.grad_clip
-        if scaler is None:
-            loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(list(params), clip)
-            optimizer.step()
-            return
-        scaler.scale(loss).backward()
-        if clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(list(params), clip)
-        scaler.step(optimizer)
-        scaler.update()
-
     def step(self, lq: Tensor, hr: Tensor) -> dict[str, float]:
-        """One optimisation step on a (local) batch; returns the losses as floats."""
-        lr = self.config.learning_rate(self.iteration, segment_start=self.segment_start)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        lq = lq.to(self.device, non_blocking=True)
-        hr = hr.to(self.device, non_blocking=True)
-        if self.gan:
-            stats = self._gan_step(lq, hr)
-        else:
-            with self._autocast():
-                out = self.net(lq)
-            loss = self.pixel_loss(out, hr)
-            self._apply(loss, self.optimizer, self.scaler, self.model.parameters())
-            stats = {"loss": loss.item()}
-        self._update_ema()
-        self.iteration += 1
-        return stats
-
-    def _gan_step(self, lq: Tensor, hr: Tensor) -> dict[str, float]:
-        tr = self.config.train
-        base = self.config.learning_rate(self.iteration, tr.d_lr, self.segment_start)
-        for group in self.optimizer_d.param_groups:
-            group["lr"] = base
-        self.disc.requires_grad_(False)
-        with self._autocast():
-            out = self.net(lq)
-            fake_logits = self.disc(out)  # the bare module: no gradient sync for a frozen discriminator
-            l_pix = tr.pixel_weight * self.pixel_loss(out, hr)
-            l_per = (tr.perceptual_weight * self.perceptual(out, hr) if self.perceptual is not None
-                     else out.new_zeros(()))
-            l_gan = tr.gan_weight * generator_adversarial_loss(fake_logits, tr.gan_loss)
-        loss = l_pix + l_per.float() + l_gan
-        self._apply(loss, self.optimizer, self.scaler, self.model.parameters())
-
-        self.disc.requires_grad_(True)
-        with self._autocast():
-            logits = self.disc_net(torch.cat([hr, out.detach()]))
-        real_logits, fake_logits = logits.chunk(2)
-        l_d = discriminator_loss(real_logits, fake_logits, tr.gan_loss)
-        self._apply(l_d, self.optimizer_d, self.scaler_d, self.disc.parameters())
-        return {"loss": loss.item(), "loss_pixel": l_pix.item(), "loss_perceptual": float(l_per.item()),
-                "loss_gan": l_gan.item(), "loss_d": l_d.item()}
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        weight = 1.0 - ema_decay(self.config, self.iteration)
-        torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), weight)
-
-    # ---- validation -------------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def _score(self, outputs: Callable[[ValImage], np.ndarray]) -> dict[str, float]:
-        """Mean PSNR / SSIM (luma for SR, border = scale) and L1 (0-1 scale) of 8-bit outputs."""
-        border = self.behaviour.metric_border(self.config.task.scale)
-        y = self.behaviour.y_metrics
-        scores = []
-        for image in self.val_set:
-            out, gt = outputs(image), image.gt
-            crop = (slice(border, gt.shape[0] - border or None), slice(border, gt.shape[1] - border or None))
-            l1 = float(np.abs(out[crop].astype(np.float64) - gt[crop]).mean() / 255.0)
-            scores.append((psnr(out, gt, border=border, y_channel=y), ssim(out, gt, border=border, y_channel=y), l1))
-        psnrs, ssims, l1s = zip(*scores, strict=True)
-        return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "l1": float(np.mean(l1s))}
-
-    def _ema_output(self, image: ValImage) -> np.ndarray:
-        out = self.ema(image.lq[None].to(self.device)).float().clamp_(0, 1)[0].cpu().numpy().transpose(1, 2, 0)
-        return quantize(out[..., 0] if image.gt.ndim == 2 else out)
+        """One optimisation step on a (local) batch (:mod:`.steps`); returns the losses as floats."""
+        return self._step(lq, hr)
 
     def validate(self) -> dict[str, float]:
-        """Scores of the EMA weights on the validation set (fp32; rank 0 only; empty without a val set)."""
-        if not self.val_set:
-            return {}
-        return self._score(self._ema_output)
+        """Scores of the EMA weights on the validation set (rank 0; {} without a validation set)."""
+        return self.validation.model_scores(self.state.ema)
 
-    def _baseline_scores(self) -> dict[str, float]:
-        if not self.val_set:
-            return {}
-        scale = self.config.task.scale
-        scores = self._score(lambda image: self.behaviour.baseline(image.input_array(), scale))
-        name = "bicubic" if self.behaviour.is_sr else "degraded input"
-        self.log(f"validation baseline ({name}): PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f}, "
-                 f"L1 {scores['l1']:.5f}")
-        return scores
-
-    # ---- checkpoints and exports ------------------------------------------------------------------
+    # ---- checkpoints --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The checkpoint content (see :mod:`.state`); collective in a distributed run (gathers RNG states)."""
-        rng = capture_rng()
-        if self.dist.active:
-            gathered: list[Any] = [None] * self.dist.world_size
-            dist.all_gather_object(gathered, rng)
-            rng_states = gathered
-        else:
-            rng_states = [rng]
-
-        def cpu(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-            return {k: v.detach().cpu().clone() for k, v in state.items()}
-
-        state: dict[str, Any] = {
-            "format": CHECKPOINT_FORMAT,
-            "iteration": self.iteration,
-            "config": self.config.to_dict(),
-            "params": cpu(self.model.state_dict()),
-            "params_ema": cpu(self.ema.state_dict()),
-            "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-            "rng": rng_states,
-            "data": {"seed": self.config.train.seed, "next_iteration": self.iteration,
-                     "global_batch": self.config.data.batch_size, "images": len(self.dataset),
-                     "files_digest": self.digest},
-            "progress": {"elapsed": self._elapsed(), "world_size": self.dist.world_size,
-                         "best_psnr": self.best[0] if self.best else None,
-                         "best_iteration": self.best[1] if self.best else None,
-                         "last_psnr": self.last_val.get("psnr"), "segment_start": self.segment_start,
-                         "segment_elapsed": self.segment_elapsed, "cpu_seconds": self._cpu(),
-                         "segment_cpu": self.segment_cpu, "history": self.history},
-            "versions": {"swinir": __version__, "torch": str(torch.__version__)},
-        }
-        if self.gan:
-            state["discriminator"] = cpu(self.disc.state_dict())
-            state["optimizer_d"] = self.optimizer_d.state_dict()
-            state["scaler_d"] = self.scaler_d.state_dict() if self.scaler_d is not None else None
-        return state
+        """The checkpoint content (:mod:`.state`); collective in a distributed run (gathers RNG states)."""
+        return self.state.to_dict(gather_rng_states(self.dist))
 
     def save(self) -> Path | None:
-        """Write a checkpoint (rank 0); every rank must call it (RNG states are gathered)."""
-        self._check_ranks_agree()
+        """Write a checkpoint (rank 0); every rank must call it (weights are compared, RNG states gathered)."""
+        check_replicas_agree(self.dist, self.state.model, self.device)
         state = self.state_dict()
         if not self.dist.is_main:
             return None
@@ -533,118 +243,46 @@ class Trainer:
         self._plot()
         return path
 
-    def _check_ranks_agree(self) -> None:
-        """DDP keeps replicas identical; a checksum per rank catches a broken setup before it is saved."""
-        if not self.dist.active:
-            return
-        checksum = torch.stack([p.detach().double().sum() for p in self.model.parameters()]).sum().reshape(1)
-        checksum = checksum.to(self.device)
-        gathered = [torch.zeros_like(checksum) for _ in range(self.dist.world_size)]
-        dist.all_gather(gathered, checksum)
-        if any(not torch.equal(g, gathered[0]) for g in gathered):
-            raise RuntimeError(f"distributed ranks hold different weights: {[g.item() for g in gathered]}")
-
-    def _export(self, name: str, extra: Mapping[str, Any]) -> None:
-        meta = training_metadata(self.config, self.iteration, extra, hours=self._elapsed() / 3600,
-                                 cpu_hours=self._cpu() / 3600, history=self.lineage())
-        save_safetensors(self.run_dir / name, self.ema, self.config.model, meta)
-
-    def lineage(self) -> list[dict[str, Any]]:
-        """Every training segment of the current weights, this run's (up to now) last."""
-        return [*self.history, segment_record(self.config, self.segment_start, self.iteration,
-                                              (self._elapsed() - self.segment_elapsed) / 3600,
-                                              (self._cpu() - self.segment_cpu) / 3600)]
-
-    def _elapsed(self) -> float:
-        return self.elapsed + (time.monotonic() - self._run_started if self._run_started is not None else 0.0)
-
-    def _cpu(self) -> float:
-        """CPU seconds of this process (all threads) trained so far, earlier segments and runs included."""
-        started = self._run_cpu_started
-        return self.cpu_seconds + (time.process_time() - started if started is not None else 0.0)
-
-    def _plot(self) -> None:
-        if self.csv is not None and self.config.log.plot:
-            plot_progress(self.run_dir / "progress.png", self.csv.rows, baseline_psnr=self.baseline.get("psnr"),
-                          title=f"{self.run_dir.name}: {self.config.task.name} x{self.config.task.scale}")
-
-    # ---- the loop ---------------------------------------------------------------------------------
-
-    def _agree(self, stop: bool, save_due: bool) -> tuple[bool, bool]:
-        if not self.dist.active:
-            return stop, save_due
-        flags = torch.tensor([float(stop), float(save_due)], device=self.device)
-        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-        return bool(flags[0]), bool(flags[1])
-
-    def _record(self, values: dict[str, float | None]) -> None:
-        if self.csv is None:
-            return
-        values = {"iteration": self.iteration, "seconds": round(self._elapsed(), 1), **values}
-        self.csv.append(values)
-        if self.events is not None:
-            for key, value in values.items():
-                if value is not None and key not in ("iteration", "seconds"):
-                    tag = key.replace("val_", "val/") if key.startswith("val_") else f"train/{key}"
-                    self.events.scalar(tag, value, self.iteration)
-
-    def _validate_and_record(self, train_values: dict[str, float | None]) -> None:
-        scores = self.validate() if self.dist.is_main else {}
-        if scores:
-            self.last_val = scores
-            improved = self.best is None or scores["psnr"] > self.best[0]
-            if improved:
-                self.best = (scores["psnr"], self.iteration)
-                if self.config.checkpoint.export_best:
-                    self._export(BEST_WEIGHTS, {"val_psnr": round(scores["psnr"], 4),
-                                                "val_ssim": round(scores["ssim"], 5)})
-            self.log(f"validation @ {self.iteration:,}: PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f}, "
-                     f"L1 {scores['l1']:.5f}" + (" (best)" if improved else f" (best {self.best[0]:.3f})"))
-        self._record({**train_values, **{f"val_{k}": v for k, v in scores.items()}})
-        self._plot()
-        if self.dist.active:
-            dist.barrier()
+    # ---- the loop -----------------------------------------------------------------------------------
 
     def run(self) -> int:
         """Train to ``train.iterations`` (or until a stop signal); returns the exit code (module docstring)."""
-        cfg = self.config
+        cfg, progress = self.config, self.state.progress
         total = cfg.train.iterations
-        if self.iteration >= total:
-            self.log(f"the run is complete ({self.iteration:,} of {total:,} iterations); raise train.iterations "
-                     "(--set train.iterations=N) to continue")
+        if progress.iteration >= total:
+            self.log(f"the run is complete ({progress.iteration:,} of {total:,} iterations); raise "
+                     "train.iterations (--set train.iterations=N) to continue")
             return EXIT_FINISHED
-        if self.dist.is_main and self.events is not None and self.baseline and self.iteration == 0:
+        if self.events is not None and self.baseline and progress.iteration == 0:
             for key, value in self.baseline.items():
                 self.events.scalar(f"val/baseline_{key}", value, 0)
         self.log(f"training {cfg.task.name} x{cfg.task.scale} on {self.device} ({cfg.train.precision}, "
                  f"{self.dist.world_size} process{'es' if self.dist.active else ''}): {len(self.dataset)} images, "
                  f"batch {cfg.data.batch_size}, patch {cfg.data.patch_size}, "
-                 f"iterations {self.iteration:,} -> {total:,}")
-        loader = make_loader(self.dataset, self.iteration, total, rank=self.dist.rank,
+                 f"iterations {progress.iteration:,} -> {total:,}")
+        loader = make_loader(self.dataset, progress.iteration, total, rank=self.dist.rank,
                              world_size=self.dist.world_size, num_workers=cfg.data.num_workers,
                              pin_memory=self.device.type == "cuda")
-        self._run_started = time.monotonic()
-        self._run_cpu_started = time.process_time()
+        progress.start_clock()
         last_save = time.monotonic()
         window: dict[str, list[float]] = {}
-        window_start, window_iter = time.monotonic(), self.iteration
+        window_start, window_iter = time.monotonic(), progress.iteration
         code = EXIT_FINISHED
-        self.model.train()
+        self.state.model.train()
         with _StopSignals(self.log) as signals, self._progress(total) as bar:
             for lq, hr in loader:
-                stats = self.step(lq, hr)
-                for key, value in stats.items():
+                for key, value in self.step(lq, hr).items():
                     window.setdefault(key, []).append(value)
                 if bar is not None:
                     bar.update(1)
-                it = self.iteration
+                it = progress.iteration
                 every_minutes = cfg.checkpoint.every_minutes
                 time_due = every_minutes is not None and time.monotonic() - last_save >= every_minutes * 60
-                stop, time_due = self._agree(signals.received is not None, time_due)
+                stop, time_due = agree(self.dist, self.device, signals.received is not None, time_due)
                 train_values: dict[str, float | None] = {}
                 if it % cfg.log.every == 0 or stop or it == total:
                     train_values = {k: float(np.mean(v)) for k, v in window.items()}
-                    train_values["lr"] = cfg.learning_rate(it - 1, segment_start=self.segment_start)
+                    train_values["lr"] = cfg.learning_rate(it - 1, segment_start=progress.segment_start)
                     rate = (time.monotonic() - window_start) / max(1, it - window_iter)
                     self._progress_line(bar, it, total, train_values, rate)
                     window, window_start, window_iter = {}, time.monotonic(), it
@@ -660,20 +298,55 @@ class Trainer:
                     break
         del loader
         if code == EXIT_FINISHED and self.dist.is_main:
-            self._export("last.safetensors", {"val_psnr": round(self.last_val["psnr"], 4)} if self.last_val else {})
-            best = f"; best validation PSNR {self.best[0]:.3f} dB at {self.best[1]:,}" if self.best else ""
-            self.log(f"finished {self.iteration:,} iterations in {self._elapsed() / 3600:.2f} h{best}")
+            last = progress.last_val
+            self.state.export(self.run_dir / LAST_WEIGHTS, {"val_psnr": round(last["psnr"], 4)} if last else {})
+            best = f"; best validation PSNR {progress.best[0]:.3f} dB at {progress.best[1]:,}" if progress.best else ""
+            self.log(f"finished {progress.iteration:,} iterations in {progress.seconds() / 3600:.2f} h{best}")
         elif code != EXIT_FINISHED:
-            self.log(f"stopped at iteration {self.iteration:,}; continue with --resume {self.run_dir}")
+            self.log(f"stopped at iteration {progress.iteration:,}; continue with --resume {self.run_dir}")
         if self.events is not None:
             self.events.close()
         return code
 
     def close(self) -> None:
         """Leave the process group if this trainer joined it (after the last collective call)."""
-        if self._owns_group and dist.is_initialized():
-            dist.destroy_process_group()
-            self._owns_group = False
+        leave_distributed(self._owns_group)
+        self._owns_group = False
+
+    # ---- validation, logs, progress -----------------------------------------------------------------
+
+    def _validate_and_record(self, train_values: dict[str, float | None]) -> None:
+        """Rank 0 validates (exporting the best EMA weights so far); all ranks wait for it."""
+        progress = self.state.progress
+        scores = self.validate() if self.dist.is_main else {}
+        if scores:
+            improved = progress.record_validation(scores)
+            if improved and self.config.checkpoint.export_best:
+                self.state.export(self.run_dir / BEST_WEIGHTS, {"val_psnr": round(scores["psnr"], 4),
+                                                                "val_ssim": round(scores["ssim"], 5)})
+            best = " (best)" if improved else f" (best {progress.best[0]:.3f})"
+            self.log(f"validation @ {progress.iteration:,}: PSNR {scores['psnr']:.3f} dB, SSIM {scores['ssim']:.4f}, "
+                     f"L1 {scores['l1']:.5f}{best}")
+        self._record({**train_values, **{f"val_{k}": v for k, v in scores.items()}})
+        self._plot()
+        barrier(self.dist)
+
+    def _record(self, values: dict[str, float | None]) -> None:
+        if self.csv is None:
+            return
+        iteration = self.state.progress.iteration
+        values = {"iteration": iteration, "seconds": round(self.state.progress.seconds(), 1), **values}
+        self.csv.append(values)
+        if self.events is not None:
+            for key, value in values.items():
+                if value is not None and key not in ("iteration", "seconds"):
+                    tag = key.replace("val_", "val/") if key.startswith("val_") else f"train/{key}"
+                    self.events.scalar(tag, value, iteration)
+
+    def _plot(self) -> None:
+        if self.csv is not None and self.config.log.plot:
+            plot_progress(self.run_dir / "progress.png", self.csv.rows, baseline_psnr=self.baseline.get("psnr"),
+                          title=f"{self.run_dir.name}: {self.config.task.name} x{self.config.task.scale}")
 
     @contextlib.contextmanager
     def _progress(self, total: int) -> Iterator[Any]:

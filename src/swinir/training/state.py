@@ -1,44 +1,317 @@
-"""Training checkpoints (the whole state of a run) and the export of a run's EMA weights.
+"""The state of a training run and its checkpoint format, in one place.
 
-A checkpoint is one ``torch.save`` file, ``RUN/checkpoints/iter_XXXXXXXX.pt``, written atomically (temp file,
-fsync, rename: :func:`swinir.fileio.atomic_path`), so a crash or a kill mid-save leaves the previous
-checkpoints intact. It holds only tensors and plain Python values, so it loads with
-``torch.load(weights_only=True)``:
+:class:`TrainingState` holds everything a checkpoint holds (model, EMA, optimiser, scaler, the GAN stage's
+discriminator, the data position and :class:`Progress`); :meth:`TrainingState.to_dict` writes a checkpoint and
+:meth:`TrainingState.load_dict` reads one back into a freshly built state. A checkpoint is one ``torch.save``
+dict of tensors and plain values only, so it loads with ``torch.load(weights_only=True)``:
 
-``format``, ``iteration`` (completed steps), ``config`` (the run config as plain data), ``params`` and
-``params_ema`` (the reference checkpoints' names), ``optimizer``, ``scaler``, the GAN stage's
-``discriminator``/``optimizer_d``/``scaler_d``, ``rng`` (python, numpy, torch and CUDA generator states, one
-entry per rank), ``data`` (seed, next iteration and image-list digest: the data order is a pure function of
-these, see :mod:`.data`), ``progress`` (elapsed seconds, best validation) and ``versions``.
+============================  ============================================================================
+``format``                    :data:`CHECKPOINT_FORMAT` (1)
+``iteration``                 completed steps
+``config``                    the run config as plain data (:meth:`RunConfig.to_dict`)
+``params``, ``params_ema``    the model and its EMA (the reference checkpoints' names; ``swinir.load``
+                              reads ``params_ema``)
+``optimizer``, ``scaler``     Adam's state dict; the fp16 GradScaler's, or None
+``rng``                       one entry per rank: python, numpy, torch (and CUDA) generator states
+                              (:func:`capture_rng`)
+``data``                      ``seed``, ``next_iteration``, ``global_batch``, ``images``, ``files_digest``:
+                              the data order is a pure function of these (see :mod:`.data`)
+``progress``                  ``elapsed`` and ``cpu_seconds`` (the whole lineage's wall-clock and CPU
+                              seconds), ``world_size``, ``best_psnr``/``best_iteration``, ``last_psnr``,
+                              ``segment_start`` with ``segment_elapsed``/``segment_cpu`` (where the
+                              optimiser's segment began), ``history`` (the segments before it,
+                              ``train.continue_from``)
+``versions``                  ``swinir``, ``torch``
+``discriminator``,            the GAN stage only: the U-Net discriminator, its Adam and GradScaler
+``optimizer_d``,
+``scaler_d``
+============================  ============================================================================
+
+Checkpoints are ``RUN/checkpoints/iter_XXXXXXXX.pt``, written atomically (temp file, fsync, rename:
+:func:`swinir.fileio.atomic_path`), so a crash or a kill mid-save leaves the previous ones intact. Also here:
+which config changes a resumed run accepts (:func:`check_resumable`), and the export of a run's EMA weights.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import random
 import re
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import date
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+from torch import Tensor, nn
 
-from ..checkpoints import read_checkpoint, save_safetensors
+from .. import __version__
+from ..checkpoints import check_state_dict, read_checkpoint, save_safetensors
 from ..errors import SwinIRError
 from ..fileio import atomic_path
-from ..hardware import machine_summary
-from .config import RunConfig, parse_config
+from .config import RunConfig, apply_overrides, parse_config
+from .gan import GanParts, build_gan_parts
+from .lineage import Lineage, continued_lineage, segment_record, training_metadata
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS = "best.safetensors"
+LAST_WEIGHTS = "last.safetensors"
 _NAME = re.compile(r"iter_(\d+)\.pt")
 _TEMPORARY = re.compile(r"\.iter_\d+\.pt\.[0-9a-f]+\.tmp")
+
+
+# --------------------------------------------------------------------------------------------------
+# Progress and the state
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """How far the weights have come, and the clock of this process.
+
+    The counters carry on across resumes (the checkpoint's ``progress``) and across continued runs (exported
+    weights' lineage); ``elapsed``/``cpu_seconds`` are the seconds before :meth:`start_clock`, and
+    :meth:`seconds`/:meth:`cpu` add this process's since then.
+    """
+
+    iteration: int = 0
+    elapsed: float = 0.0  # wall-clock seconds of the whole lineage before the clock started
+    cpu_seconds: float = 0.0  # CPU seconds of the training processes (all threads), likewise
+    segment_start: int = 0  # the iteration where the current optimiser state began (warm-up, history)
+    segment_elapsed: float = 0.0  # elapsed seconds at that point
+    segment_cpu: float = 0.0  # CPU seconds at that point
+    history: list[dict[str, Any]] = field(default_factory=list)  # the lineage's earlier segments
+    best: tuple[float, int] | None = None  # (validation PSNR, iteration)
+    last_val: dict[str, float] = field(default_factory=dict)  # the latest validation scores (psnr is saved)
+    _clock: tuple[float, float] | None = field(default=None, repr=False)
+
+    def start_clock(self) -> None:
+        self._clock = (time.monotonic(), time.process_time())
+
+    def seconds(self) -> float:
+        """Wall-clock seconds trained so far, earlier runs and segments included."""
+        return self.elapsed + (time.monotonic() - self._clock[0] if self._clock else 0.0)
+
+    def cpu(self) -> float:
+        """CPU seconds of the training processes (all threads) so far, earlier runs and segments included."""
+        return self.cpu_seconds + (time.process_time() - self._clock[1] if self._clock else 0.0)
+
+    def lineage(self, config: RunConfig) -> list[dict[str, Any]]:
+        """Every training segment of the current weights, this run's (up to now) last."""
+        return [*self.history, segment_record(config, self.segment_start, self.iteration,
+                                              (self.seconds() - self.segment_elapsed) / 3600,
+                                              (self.cpu() - self.segment_cpu) / 3600)]
+
+    def record_validation(self, scores: Mapping[str, float]) -> bool:
+        """Keep the latest scores; returns whether their PSNR is the best so far (then it becomes the best)."""
+        self.last_val = dict(scores)
+        improved = self.best is None or scores["psnr"] > self.best[0]
+        if improved:
+            self.best = (scores["psnr"], self.iteration)
+        return improved
+
+    def to_dict(self, world_size: int) -> dict[str, Any]:
+        """The checkpoint's ``progress`` mapping (the module docstring's keys)."""
+        return {"elapsed": self.seconds(), "world_size": world_size,
+                "best_psnr": self.best[0] if self.best else None,
+                "best_iteration": self.best[1] if self.best else None,
+                "last_psnr": self.last_val.get("psnr"), "segment_start": self.segment_start,
+                "segment_elapsed": self.segment_elapsed, "cpu_seconds": self.cpu(),
+                "segment_cpu": self.segment_cpu, "history": self.history}
+
+    @classmethod
+    def from_dict(cls, progress: Mapping[str, Any], iteration: int) -> Progress:
+        """A checkpoint's ``progress`` (keys missing in early checkpoints take their fresh-run values)."""
+        best = progress.get("best_psnr")
+        last = progress.get("last_psnr")
+        return cls(iteration=iteration, elapsed=float(progress.get("elapsed", 0.0)),
+                   cpu_seconds=float(progress.get("cpu_seconds", 0.0)),
+                   segment_start=int(progress.get("segment_start", 0)),
+                   segment_elapsed=float(progress.get("segment_elapsed", 0.0)),
+                   segment_cpu=float(progress.get("segment_cpu", 0.0)),
+                   history=list(progress.get("history", [])),
+                   best=(float(best), int(progress["best_iteration"])) if best is not None else None,
+                   last_val={"psnr": float(last)} if last is not None else {})
+
+    @classmethod
+    def continuing(cls, lineage: Lineage) -> Progress:
+        """The progress of a new run that continues exported weights: their counters, a new segment from here."""
+        seconds, cpu = lineage.hours * 3600, lineage.cpu_hours * 3600
+        return cls(iteration=lineage.iterations, elapsed=seconds, cpu_seconds=cpu, segment_start=lineage.iterations,
+                   segment_elapsed=seconds, segment_cpu=cpu, history=list(lineage.history))
+
+
+def _cpu_copy(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in state.items()}
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint holds, live: built by :meth:`fresh`, then loaded from a checkpoint or weights, if any.
+
+    ``images`` and ``files_digest`` describe the training image list (set once the dataset is read); a
+    resumed run with another digest is warned that its data order differs from here on.
+    """
+
+    config: RunConfig
+    model: nn.Module
+    ema: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None = None
+    gan: GanParts | None = None
+    progress: Progress = field(default_factory=Progress)
+    images: int = 0
+    files_digest: str = ""
+
+    @classmethod
+    def fresh(cls, config: RunConfig, device: torch.device, rank: int = 0) -> TrainingState:
+        """Initial weights from ``train.seed`` (the same on every rank), then this rank's own random streams
+        (drop-path), the optimiser, the fp16 scaler and the GAN stage's parts."""
+        tr = config.train
+        torch.manual_seed(tr.seed)
+        model = config.model.build(drop_path_rate=tr.drop_path_rate).to(device)
+        model.set_grad_checkpointing(tr.grad_checkpointing)
+        ema = copy.deepcopy(model).eval().requires_grad_(False)
+        seed_rank_streams(tr.seed, rank)
+        optimizer = torch.optim.Adam(model.parameters(), lr=tr.lr, betas=tr.betas, weight_decay=tr.weight_decay)
+        scaler = torch.amp.GradScaler("cuda") if tr.precision == "fp16" else None
+        gan = build_gan_parts(config, device) if tr.stage == "gan" else None
+        return cls(config, model, ema, optimizer, scaler, gan)
+
+    @property
+    def iteration(self) -> int:
+        return self.progress.iteration
+
+    def to_dict(self, rng: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The checkpoint (module docstring); ``rng`` holds every rank's :func:`capture_rng`, in rank order."""
+        p, tr = self.progress, self.config.train
+        state: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
+            "iteration": p.iteration,
+            "config": self.config.to_dict(),
+            "params": _cpu_copy(self.model.state_dict()),
+            "params_ema": _cpu_copy(self.ema.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": list(rng),
+            "data": {"seed": tr.seed, "next_iteration": p.iteration, "global_batch": self.config.data.batch_size,
+                     "images": self.images, "files_digest": self.files_digest},
+            "progress": p.to_dict(world_size=len(rng)),
+            "versions": {"swinir": __version__, "torch": str(torch.__version__)},
+        }
+        if self.gan is not None:
+            state["discriminator"] = _cpu_copy(self.gan.discriminator.state_dict())
+            state["optimizer_d"] = self.gan.optimizer.state_dict()
+            state["scaler_d"] = self.gan.scaler.state_dict() if self.gan.scaler is not None else None
+        return state
+
+    def load_dict(self, state: Mapping[str, Any], *, rank: int = 0, world_size: int = 1) -> list[str]:
+        """Continue exactly from a checkpoint; returns warnings (another process count, changed images)."""
+        self.model.load_state_dict(state["params"])
+        self.ema.load_state_dict(state["params_ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if self.gan is not None:
+            self.gan.discriminator.load_state_dict(state["discriminator"])
+            self.gan.optimizer.load_state_dict(state["optimizer_d"])
+            if self.gan.scaler is not None and state.get("scaler_d"):
+                self.gan.scaler.load_state_dict(state["scaler_d"])
+        self.progress = Progress.from_dict(state.get("progress", {}), int(state["iteration"]))
+        warnings = []
+        rng = state["rng"]
+        if len(rng) == world_size:
+            restore_rng(rng[rank])
+        else:
+            warnings.append(f"the run had {len(rng)} processes, now {world_size}: random streams (drop-path) "
+                            "restart; the data order is unaffected")
+        if state["data"]["files_digest"] != self.files_digest:
+            warnings.append("the training images changed since the checkpoint; the data order differs from an "
+                            "uninterrupted run from here on")
+        return warnings
+
+    def load_weights(self, path: Path) -> None:
+        """Start model and EMA from ``path`` (``train.init_weights``): a new lineage at iteration 0."""
+        self._set_weights(path)
+
+    def continue_from(self, path: Path) -> Lineage:
+        """Start from exported weights and carry on their counters (``train.continue_from``); fresh optimiser."""
+        lineage = continued_lineage(self._set_weights(path))
+        self.progress = Progress.continuing(lineage)
+        return lineage
+
+    def _set_weights(self, path: Path) -> dict[str, str]:
+        weights, meta = read_checkpoint(path)
+        check_state_dict(self.model, weights)
+        self.model.load_state_dict(weights, strict=True)
+        self.ema.load_state_dict(weights, strict=True)
+        return meta
+
+    def export(self, path: Path, extra: Mapping[str, Any] | None = None) -> None:
+        """Write the EMA weights as safetensors with the model config and the lineage's training metadata."""
+        p = self.progress
+        meta = training_metadata(self.config, p.iteration, extra, hours=p.seconds() / 3600, cpu_hours=p.cpu() / 3600,
+                                 history=p.lineage(self.config))
+        save_safetensors(path, self.ema, self.config.model, meta)
+
+
+# --------------------------------------------------------------------------------------------------
+# Random generator states as tensors and plain values
+# --------------------------------------------------------------------------------------------------
+
+
+def seed_rank_streams(seed: int, rank: int) -> None:
+    """Seed python, numpy and torch's global generators with a stream of their own for this rank."""
+    stream = int(np.random.SeedSequence([seed, rank, 7]).generate_state(1)[0])
+    torch.manual_seed(stream)
+    np.random.seed(stream)
+    random.seed(stream)
+
+
+def capture_rng() -> dict[str, Any]:
+    """This process's python, numpy, torch (and CUDA) generator states, ``weights_only``-loadable."""
+    version, py_state, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": gauss},
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "cached": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """Set this process's generators to a :func:`capture_rng` state."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
+    npy = state["numpy"]
+    np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
+                         npy["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def files_digest(paths: Sequence[Path]) -> str:
+    """A short digest of the training image list (names and sizes): detects changed data on resume."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(f"{path}\0{path.stat().st_size}\n".encode())
+    return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoint files
+# --------------------------------------------------------------------------------------------------
 
 
 def checkpoint_path(run_dir: Path, iteration: int) -> Path:
@@ -85,7 +358,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-def latest_checkpoint(run_dir: Path, *, log: Any = None) -> tuple[Path, dict[str, Any]]:
+def latest_checkpoint(run_dir: Path, *, log: Callable[[str], None] | None = None) -> tuple[Path, dict[str, Any]]:
     """The newest checkpoint of a run that loads (an unreadable newest one is reported and skipped)."""
     found = list_checkpoints(run_dir)
     if not found:
@@ -99,117 +372,60 @@ def latest_checkpoint(run_dir: Path, *, log: Any = None) -> tuple[Path, dict[str
 
 
 def run_config(state: Mapping[str, Any]) -> RunConfig:
+    """The run config a checkpoint was written with."""
     return parse_config(state["config"])
 
 
 # --------------------------------------------------------------------------------------------------
-# Random generator states as tensors and plain values
+# Resume: which config changes a checkpoint accepts
 # --------------------------------------------------------------------------------------------------
 
-
-def capture_rng() -> dict[str, Any]:
-    """This process's python, numpy, torch (and CUDA) generator states, ``weights_only``-loadable."""
-    version, py_state, gauss = random.getstate()
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": gauss},
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
-                  "cached": float(cached)},
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+# Keys that may differ when a run is resumed: they change neither the weights nor the data order
+# (train.iterations re-spreads fractional milestones over the new budget; see docs/training.md). The starting
+# weights (init_weights, continue_from) are read only when a run starts; a resumed run takes its checkpoint's.
+SAFE_ON_RESUME = ("train.iterations", "train.threads", "data.num_workers", "data.cache_images", "data.root",
+                  "train.init_weights", "train.continue_from", "val.every", "log.", "checkpoint.")
 
 
-def restore_rng(state: Mapping[str, Any]) -> None:
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    npy = state["numpy"]
-    np.random.set_state(("MT19937", npy["keys"].numpy().astype(np.uint32), npy["pos"], npy["has_gauss"],
-                         npy["cached"]))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(key, old, new)`` for every leaf value that differs between two plain configs."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += config_differences(a, b, name + ".")
+        elif a != b:
+            out.append((name, a, b))
+    return out
 
 
-def files_digest(paths: Sequence[Path]) -> str:
-    """A short digest of the training image list (names and sizes): detects changed data on resume."""
-    h = hashlib.sha256()
-    for path in paths:
-        h.update(f"{path}\0{path.stat().st_size}\n".encode())
-    return h.hexdigest()[:16]
+def check_resumable(saved: RunConfig, new: RunConfig) -> list[str]:
+    """The safe keys that changed; raises when any other key changed (it would not be the same run)."""
+    diffs = config_differences(saved.to_dict(), new.to_dict())
+    unsafe = [d for d in diffs if not d[0].startswith(SAFE_ON_RESUME)]
+    if unsafe:
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in unsafe[:5]) + ("; ..." if len(unsafe) > 5 else "")
+        raise SwinIRError(
+            f"the config differs from the run's ({shown}); a resumed run must keep its config. Only "
+            f"{', '.join(k.rstrip('.') + ('*' if k.endswith('.') else '') for k in SAFE_ON_RESUME)} may change; "
+            "start a new run (another --out) to train differently"
+        )
+    return [k for k, _, _ in diffs]
+
+
+def resumed_config(state: Mapping[str, Any], config: RunConfig | None,
+                   overrides: Sequence[str] = ()) -> tuple[RunConfig, list[str]]:
+    """The config to resume a checkpoint with (``config``, or the run's own plus ``overrides``) and the safe
+    keys that changed; raises when an unsafe one did (:func:`check_resumable`)."""
+    if config is None:
+        config = parse_config(apply_overrides(state["config"], overrides))
+    return config, check_resumable(run_config(state), config)
 
 
 # --------------------------------------------------------------------------------------------------
 # Exported weights
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Lineage:
-    """How far exported weights have been trained: iterations, wall-clock hours and the segments behind them."""
-
-    iterations: int
-    hours: float  # wall-clock
-    cpu_hours: float  # CPU time of the training processes (all threads)
-    history: tuple[dict[str, Any], ...]
-
-
-def segment_record(config: RunConfig, start: int, end: int, hours: float, cpu_hours: float) -> dict[str, Any]:
-    """One training segment of a model's history: where it ran, how long, and the recipe's levers."""
-    tr, data = config.train, config.data
-    return {
-        "start": start, "end": end, "hours": round(hours, 3), "cpu_hours": round(cpu_hours, 3),
-        "date": date.today().isoformat(),
-        "machine": machine_summary(), "threads": tr.threads or torch.get_num_threads(),
-        "lr": tr.lr, "schedule": tr.schedule, "warmup": tr.warmup, "drop_path_rate": tr.drop_path_rate,
-        "batch_size": data.batch_size, "patch_size": data.patch_size, "precision": tr.precision,
-    }
-
-
-def continued_lineage(meta: Mapping[str, str]) -> Lineage:
-    """The lineage recorded in exported weights' metadata (``swinir.iterations``, ``.train_hours``, ``.history``).
-
-    Weights without a history (exported before it was recorded) count as one segment of their iterations.
-    """
-    if "swinir.iterations" not in meta:
-        raise SwinIRError("train.continue_from needs weights exported by swinir train (they record their "
-                          "iterations); to start a new run from other weights use train.init_weights")
-    iterations = int(meta["swinir.iterations"])
-    hours = float(meta.get("swinir.train_hours", 0.0))
-    cpu_hours = float(meta.get("swinir.cpu_hours", hours))
-    history = tuple(json.loads(meta["swinir.history"])) if "swinir.history" in meta else (
-        {"start": 0, "end": iterations, "hours": round(hours, 3), "note": "recorded before histories were kept"},)
-    return Lineage(iterations, hours, cpu_hours, history)
-
-
-def training_metadata(config: RunConfig, iteration: int, extra: Mapping[str, Any] | None = None, *,
-                      hours: float | None = None, cpu_hours: float | None = None,
-                      history: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
-    """The ``swinir.*`` metadata of exported weights: task, iterations, hours, history, data, the training config.
-
-    ``iterations`` and ``hours`` count the whole lineage (a continued model carries on its counters), so a
-    model continued over several sessions still says how much training it has had in all.
-    """
-    meta: dict[str, Any] = {
-        "task": config.task.name,
-        "scale": str(config.task.scale),
-        "iterations": str(iteration),
-        "training_data": json.dumps([str(config.resolve_path(f)) for f in config.data.train]),
-        "training_config": json.dumps(config.to_dict(), sort_keys=True),
-        "weights": "params_ema",
-    }
-    if hours is not None:
-        meta["train_hours"] = f"{hours:.6f}"
-    if cpu_hours is not None:
-        meta["cpu_hours"] = f"{cpu_hours:.6f}"
-    if history is not None:
-        meta["history"] = json.dumps(list(history))
-    if config.val.folder:
-        meta["val_dataset"] = str(config.resolve_path(config.val.folder))
-    meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()})
-    return meta
 
 
 def export_weights(run_dir: str | Path, out: str | Path, which: Literal["best", "last"] = "best") -> Path:
@@ -229,15 +445,9 @@ def export_weights(run_dir: str | Path, out: str | Path, which: Literal["best", 
         raise SwinIRError(f"export: which must be best or last, got {which!r}")
     _, state = latest_checkpoint(run_dir)
     config = run_config(state)
-    progress = state.get("progress", {})
-    extra = {"val_psnr": progress.get("last_psnr")} if progress.get("last_psnr") is not None else {}
-    hours = float(progress.get("elapsed", 0.0)) / 3600
-    cpu_hours = float(progress.get("cpu_seconds", 0.0)) / 3600
-    iteration = int(state["iteration"])
-    start = int(progress.get("segment_start", 0))
-    segment = segment_record(config, start, iteration, hours - float(progress.get("segment_elapsed", 0.0)) / 3600,
-                             cpu_hours - float(progress.get("segment_cpu", 0.0)) / 3600)
-    history = [*progress.get("history", []), segment]
-    meta = training_metadata(config, iteration, extra, hours=hours, cpu_hours=cpu_hours, history=history)
+    progress = Progress.from_dict(state.get("progress", {}), int(state["iteration"]))
+    extra = {"val_psnr": progress.last_val["psnr"]} if progress.last_val else {}
+    meta = training_metadata(config, progress.iteration, extra, hours=progress.seconds() / 3600,
+                             cpu_hours=progress.cpu() / 3600, history=progress.lineage(config))
     save_safetensors(out, state["params_ema"], config.model, meta)
     return out
