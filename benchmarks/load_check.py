@@ -103,7 +103,8 @@ async def one_request(client: httpx.AsyncClient, url: str, index: int, data: byt
         attempts += 1
         try:
             response = await client.post(url + "/v1/restore", files={"image": (f"{index}.png", data, "image/png")},
-                                         data={"task": "tiny", "precision": "fp32"}, timeout=max(1.0, deadline - time.monotonic()))
+                                         data={"task": "tiny", "precision": "fp32"},
+                                         timeout=max(1.0, deadline - time.monotonic()))
         except httpx.HTTPError as err:
             return Outcome(index, "lost", None, time.perf_counter() - started, attempts, f"{type(err).__name__}")
         elapsed = time.perf_counter() - started

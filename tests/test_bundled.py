@@ -111,4 +111,6 @@ def test_auto_precision_keeps_the_bundled_models_psnr(model: str, tmp_path: Path
     weights = bundled_weights_for(settings)
     fp32, auto = (evaluate_dataset(model_method(weights, settings, precision=p), settings, hr_dir=hr, lr_dir=lr,
                                    progress=False).mean[key] for p in ("fp32", "auto"))
-    assert abs(auto - fp32) <= 0.02, f"{weights.name}: bf16 {auto:.3f} dB vs fp32 {fp32:.3f} dB"
+    # bf16 may not cost more than 0.02 dB; the models are trained under bf16 autocast, and the x2 model scores
+    # 0.021 dB *higher* in bf16 (Set5, 2026-12-02), so a gain is bounded separately and more loosely
+    assert -0.02 <= auto - fp32 <= 0.05, f"{weights.name}: bf16 {auto:.3f} dB vs fp32 {fp32:.3f} dB"

@@ -29,11 +29,18 @@ def build(meta: dict, weights: dict, attention: str = "fused") -> swinir.SwinIR:
     return model
 
 
-@pytest.mark.parametrize("attention", ["fused", "sdpa", "reference"])
+# fused inference runs the blocks chunk by chunk (swinir.windowed): the default chunk, chunks of 3 windows
+# (uneven: they straddle window rows and leave a short last chunk), and the whole map at once
+CHUNKS = {"fused": -1, "fused-3-windows": "3", "fused-whole-map": None, "sdpa": None, "reference": None}
+
+
+@pytest.mark.parametrize("attention", list(CHUNKS))
 @pytest.mark.parametrize("case", CASES)
 def test_padded_forward_matches_reference(case: str, attention: str) -> None:
     meta, weights, io = load_case(case)
-    model = build(meta, weights, attention)
+    model = build(meta, weights, attention.split("-")[0])
+    chunk = CHUNKS[attention]
+    model.set_inference_chunk(3 * model.window_size**2 if chunk == "3" else chunk)
     h, w = io["output"].shape[-2:]
     torch.testing.assert_close(pad_reference(io["input"], model.window_size), io["input_padded"], rtol=0, atol=0)
     with torch.inference_mode():

@@ -20,7 +20,8 @@ from PIL import Image as PILImage
 import swinir
 from swinir import SwinIRError
 from swinir.cli import main
-from swinir.sharding import Shard, shard_from_env
+from swinir.processes import ProcessPlace as Shard
+from swinir.processes import process_place as shard_from_env
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -112,10 +112,11 @@ def run_restore(args: argparse.Namespace) -> int:
     """Restore the inputs; under torchrun, this process's share of them (see :mod:`swinir.sharding`)."""
     from .batch import Report, plan_jobs, restore_files, stop_on_terminate
     from .engine import set_threads
-    from .sharding import ProcessGroup, digest, shard_from_env
+    from .processes import process_place
+    from .sharding import ProcessGroup, digest
     from .video import EncodeOptions
 
-    shard = shard_from_env()
+    shard = process_place()
     set_threads(args.threads or shard.default_threads())
     args.device = shard.device(args.device)
     encode = EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt)

@@ -606,7 +606,7 @@ class SwinIR(nn.Module):
 
     def set_inference_chunk(self, tokens: int | None) -> SwinIR:
         """Run inference (no autograd) one chunk of ``tokens`` tokens' windows at a time (:mod:`swinir.windowed`);
-        None runs every block on the whole feature map at once."""
+        -1 (the default) sizes the chunks by the thread count, None runs every block on the whole map at once."""
         for layer in self.layers:
             layer.residual_group.chunk_tokens = tokens
         return self

@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from .network import SwinTransformerBlock
 
 import os
+
 SDPA = os.environ.get('SWINIR_SDPA') == '1'
-DEFAULT_CHUNK_TOKENS = 1024  # tokens per chunk (16 windows of 8x8): fastest measured, benchmarks/infer_speed.py
+TOKENS_PER_THREAD = 1024  # chunk size per intra-op thread: fastest measured (benchmarks/infer_speed.py)
+DEFAULT_CHUNK_TOKENS = -1  # "auto": TOKENS_PER_THREAD x torch's thread count at call time
 
 
 def window_token_index(batch: int, h: int, w: int, ws: int, shift: int, device: torch.device) -> Tensor:
@@ -61,7 +63,9 @@ def border_patterns(batch: int, nh: int, nw: int, device: torch.device) -> Tenso
 
 
 def chunk_windows(window_size: int, chunk_tokens: int) -> int:
-    """Windows per chunk for a token budget (at least one window)."""
+    """Windows per chunk for a token budget (at least one window); a negative budget means "auto"."""
+    if chunk_tokens < 0:
+        chunk_tokens = TOKENS_PER_THREAD * torch.get_num_threads()
     return max(1, chunk_tokens // (window_size * window_size))
 
 
@@ -94,25 +98,14 @@ def _block_chunked(block: SwinTransformerBlock, flat: Tensor, index: Tensor, pat
         windows = rows.numel() // n
         shortcut = flat.index_select(0, rows)
         q, k, v = attn.qkv(block.norm1(shortcut)).view(windows, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
-        if SDPA:
-            mask = bias.to(q.dtype).unsqueeze(0).expand(windows, -1, -1, -1)
-            if patterns is not None:
-                chunk_patterns = patterns[start : start + per_chunk]
-                masked = torch.nonzero(chunk_patterns >= 0).squeeze(1)
-                if masked.numel():
-                    mask = mask.clone()
-                    mask[masked] += masks.to(q.dtype)[chunk_patterns[masked]].unsqueeze(1)
-            mixed = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scale)
-            mixed = mixed.transpose(1, 2).reshape(windows * n, dim)
-        else:
-            logits = torch.matmul(q * attn.scale, k.transpose(-2, -1))
-            logits += bias.to(logits.dtype)
-            if patterns is not None:
-                chunk_patterns = patterns[start : start + per_chunk]
-                masked = torch.nonzero(chunk_patterns >= 0).squeeze(1)
-                if masked.numel():
-                    logits[masked] += masks.to(logits.dtype)[chunk_patterns[masked]].unsqueeze(1)
-            mixed = (logits.softmax(dim=-1) @ v).transpose(1, 2).reshape(windows * n, dim)
+        logits = torch.matmul(q * attn.scale, k.transpose(-2, -1))
+        logits += bias.to(logits.dtype)
+        if patterns is not None:
+            chunk_patterns = patterns[start : start + per_chunk]
+            masked = torch.nonzero(chunk_patterns >= 0).squeeze(1)
+            if masked.numel():
+                logits[masked] += masks.to(logits.dtype)[chunk_patterns[masked]].unsqueeze(1)
+        mixed = (logits.softmax(dim=-1) @ v).transpose(1, 2).reshape(windows * n, dim)
         tokens = shortcut + attn.proj(mixed)
         tokens = tokens + block.mlp(block.norm2(tokens))
         flat.index_copy_(0, rows, tokens.to(flat.dtype))

@@ -15,7 +15,6 @@ The collectives, all called by every rank at the same point of the loop:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,25 +23,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import SwinIRError
+from ..processes import ProcessPlace, process_place
 from .state import capture_rng
 
-
-@dataclass(frozen=True)
-class DistInfo:
-    """Where this process sits in a distributed run (all zeros/ones for a single process)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    local_world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
+DistInfo = ProcessPlace  # the trainer's name for its place among the processes
 
 
 def init_distributed(device: str) -> tuple[DistInfo, bool]:
@@ -50,11 +34,9 @@ def init_distributed(device: str) -> tuple[DistInfo, bool]:
 
     Returns the process's place and whether this call created the group (and so should leave it).
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistInfo(), False
-    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")),
-                    int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    info = process_place()
+    if not info.active:
+        return info, False
     if dist.is_initialized():
         return info, False
     if device.startswith("cuda"):

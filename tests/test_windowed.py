@@ -1,0 +1,64 @@
+"""Chunked inference of Swin blocks (swinir.windowed) against the whole-map path and the window layout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import swinir
+from swinir.network import window_partition
+from swinir.windowed import border_patterns, run_blocks_chunked, window_token_index
+
+
+@pytest.mark.parametrize(("h", "w", "ws", "shift"), [(16, 24, 8, 0), (16, 24, 8, 4), (21, 14, 7, 3)])
+def test_token_index_is_roll_then_window_partition(h: int, w: int, ws: int, shift: int) -> None:
+    batch = 2
+    positions = torch.arange(batch * h * w, dtype=torch.float64).view(batch, h, w, 1)
+    rolled = torch.roll(positions, shifts=(-shift, -shift), dims=(1, 2))
+    expected = window_partition(rolled, ws)[..., 0].long()
+    assert torch.equal(window_token_index(batch, h, w, ws, shift, torch.device("cpu")), expected)
+
+
+def test_border_patterns_mark_the_last_row_column_and_corner() -> None:
+    assert border_patterns(1, 2, 3, torch.device("cpu")).tolist() == [-1, -1, 1, 0, 0, 2]
+
+
+@pytest.mark.parametrize("config", [
+    {"upscale": 2, "img_size": 16, "window_size": 8, "depths": (2, 2), "embed_dim": 12, "num_heads": (2, 3),
+     "upsampler": "pixelshuffledirect"},
+    {"upscale": 1, "in_chans": 1, "img_size": 14, "window_size": 7, "depths": (4,), "embed_dim": 12,
+     "num_heads": (2,), "upsampler": "", "img_range": 255.0},
+])
+@pytest.mark.parametrize("tokens", [49, 3 * 64 + 5, -1, 10**6])
+def test_chunks_of_any_size_equal_the_whole_map(config: dict, tokens: int) -> None:
+    torch.manual_seed(0)
+    model = swinir.ModelConfig(**config).build().eval().double()
+    for p in model.parameters():
+        p.data.normal_(0, 0.2)  # large weights: differences would show
+    x = torch.rand(2, model.in_chans, 37, 51, dtype=torch.float64)
+    with torch.no_grad():
+        whole = model.set_inference_chunk(None)(x)
+        chunked = model.set_inference_chunk(tokens)(x)
+    assert (chunked - whole).abs().max() < 1e-12
+
+
+def test_the_layer_input_is_left_intact() -> None:
+    model = swinir.ModelConfig(upscale=1, img_size=16, window_size=8, depths=(2,), embed_dim=12, num_heads=(2,),
+                               upsampler="").build().eval()
+    x = torch.rand(1, 16, 24, 12)
+    before = x.clone()
+    with torch.no_grad():
+        out = run_blocks_chunked(model.layers[0].residual_group.blocks, x, 64)
+    assert torch.equal(x, before) and not torch.equal(out, x)
+
+
+def test_training_keeps_the_whole_map_path_and_its_gradients() -> None:
+    torch.manual_seed(0)
+    model = swinir.ModelConfig(upscale=2, img_size=16, window_size=8, depths=(2,), embed_dim=12, num_heads=(2,),
+                               upsampler="pixelshuffledirect").build()
+    x = torch.rand(1, 3, 16, 24)
+    model(x).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model.set_inference_chunk(None)(x).sum().backward()
+    assert all(torch.equal(a, p.grad) for a, p in zip(grads, model.parameters(), strict=True))
