@@ -15,6 +15,10 @@ Cases (each implementation and precision in a fresh process, so page faults and 
   images included) in bf16;
 * ``big`` (with ``--big``): SwinIR-M x2 on 2048x2048, tiled by a 2 GB memory budget: peak RSS.
 
+``m256`` and ``photo`` also run the ONNX export (``swinir export``, exported in the worker, not timed) through
+``--backend onnxruntime`` (fp32), and through OpenVINO when the ``openvino`` package is installed (it is not a
+dependency: the row decides whether it would be worth one).
+
 Ours runs through ``swinir.pipeline.restore_image`` (the reference test script's padding included; the
 reference gets the unpadded tensor, so ours does slightly more work). Reported per case: wall time (median
 of ``--repeat`` calls taken while the rest of the machine was idle), user and system CPU time and minor page
@@ -128,6 +132,30 @@ def _measure(fn, repeat: int) -> dict:
     return {"wall": t.median, "user": u1 - u0, "sys": s1 - s0, "faults": f1 - f0, "discarded": t.discarded}
 
 
+def _onnx_runner(model: torch.nn.Module, impl: str, tmp: Path):
+    """The exported ``model`` as a callable on (1, C, H, W) tensors: onnxruntime, or OpenVINO on the same file."""
+    from swinir.export import OnnxRuntimeModel, export_network
+
+    path = export_network(model, tmp / "model.onnx").path
+    if impl == "ort":
+        return OnnxRuntimeModel(path)
+    import openvino
+
+    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    class OpenVinoModel:  # the attributes the pipeline reads from a network, as OnnxRuntimeModel has them
+        config, metadata, device, dtype = model.config, {}, torch.device("cpu"), torch.float32
+        upscale, in_chans, window_size = model.upscale, model.in_chans, model.window_size
+
+        def __call__(self, x: torch.Tensor) -> torch.Tensor:
+            ws, (h, w) = self.window_size, x.shape[-2:]
+            x = torch.nn.functional.pad(x, (0, (-w) % ws, 0, (-h) % ws), mode="reflect")
+            out = torch.from_numpy(compiled(x.contiguous().numpy())[0])
+            return out[..., : h * self.upscale, : w * self.upscale]
+
+    return OpenVinoModel()
+
+
 def worker(case: str, impl: str, precision: str, repeat: int) -> dict:
     import swinir
     from swinir.pipeline import RestoreOptions, restore_image
@@ -146,6 +174,13 @@ def worker(case: str, impl: str, precision: str, repeat: int) -> dict:
             def fn() -> None:
                 with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
                     model(x)
+        elif impl in ("ort", "openvino"):
+            import tempfile
+
+            runner = _onnx_runner(config.build().eval(), impl, Path(tempfile.mkdtemp()))
+
+            def fn() -> None:
+                restore_image(runner, image, RestoreOptions(precision="fp32"))
         else:
             model = config.build().eval()
             budget = 2 * 10**9 if case == "big" else None
@@ -172,6 +207,13 @@ def worker(case: str, impl: str, precision: str, repeat: int) -> dict:
             def fn() -> None:
                 with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
                     model(x)
+        elif impl in ("ort", "openvino"):
+            import tempfile
+
+            runner = _onnx_runner(swinir.load(path), impl, Path(tempfile.mkdtemp()))
+
+            def fn() -> None:
+                restore_image(runner, image, RestoreOptions(precision="fp32"))
         else:
             model = swinir.load(path)
 
@@ -259,9 +301,10 @@ def main() -> None:
     ceiling32, ceiling16 = matmul_ceiling(torch.float32), matmul_ceiling(torch.bfloat16)
     have_ref = reference_module() is not None
     cases = list(args.cases) + (["big"] if args.big and "big" not in args.cases else [])
-    plan = {"m256": [("ref", "fp32"), ("ref", "bf16"), ("ours", "fp32"), ("ours", "bf16")],
+    onnx = [("ort", "fp32")] + ([("openvino", "fp32")] if importlib.util.find_spec("openvino") else [])
+    plan = {"m256": [("ref", "fp32"), ("ref", "bf16"), ("ours", "fp32"), ("ours", "bf16"), *onnx],
             "s256": [("ref", "fp32"), ("ref", "bf16"), ("ours", "fp32"), ("ours", "bf16")],
-            "photo": [("ref", "fp32"), ("ours", "fp32"), ("ours", "bf16")],
+            "photo": [("ref", "fp32"), ("ours", "fp32"), ("ours", "bf16"), *onnx],
             "train": [("ref", "fp32"), ("ours", "bf16")],
             "big": [("ours", "bf16")]}
     labels = {"m256": "SwinIR-M x2, 256x256", "s256": "SwinIR-S x2, 256x256",
@@ -285,7 +328,8 @@ def main() -> None:
                 base = r["wall"]
             ceiling = ceiling16 if precision == "bf16" else ceiling32
             rate = r["flops"] / r["wall"] / 1e9 if r["flops"] else math.nan
-            rows.append([labels[case], "reference" if impl == "ref" else "swinir", precision, f"{r['wall']:.2f}",
+            name = {"ref": "reference", "ours": "swinir", "ort": "swinir onnxruntime", "openvino": "swinir OpenVINO"}
+            rows.append([labels[case], name[impl], precision, f"{r['wall']:.2f}",
                          f"{r['user']:.2f}", f"{r['sys']:.2f}", f"{r['faults']:,}", f"{r['rss_mb'] / 1000:.2f} GB",
                          "-" if math.isnan(rate) else f"{rate:.0f} ({100 * rate / ceiling:.0f} %)",
                          f"{base / r['wall']:.2f}x" if base else "-"])

@@ -54,6 +54,9 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
                         "else fp32")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ... (under torchrun, cuda: each process "
                                                    "its own GPU)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
+                   help="auto (default): onnxruntime for an .onnx file from swinir export, else PyTorch; "
+                        "onnxruntime runs on the CPU in fp32 (a checkpoint is exported first)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads (default: all cores, divided among the processes torchrun starts on a machine)")
     p.add_argument("--format", default="png", help="image output format by extension: png (default), tif, bmp, "
@@ -73,15 +76,18 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_model(args: argparse.Namespace) -> Any:
-    """The network named by --weights/--preset, or the bundled one for --task; options that do not apply to
-    it (--scale, --sigma, --quality, a --task it does not do) are refused in one line."""
+    """The network named by --weights/--preset, or the bundled one for --task, on --backend; options that do
+    not apply to it (--scale, --sigma, --quality, a --task it does not do) are refused in one line. Sets
+    ``args.precision`` to what the backend computes in (onnxruntime: fp32)."""
     from .bundled import bundled_model
-    from .checkpoints import load, model_info
+    from .checkpoints import model_info
+    from .export import open_model
     from .tasks import FAMILY_LABELS, family_of
 
     sigma, quality = getattr(args, "sigma", None), getattr(args, "quality", None)
     if args.weights:
-        model = load(args.weights, args.preset, device=args.device)
+        model, args.precision = open_model(args.weights, args.preset, backend=args.backend, device=args.device,
+                                           precision=args.precision, quiet=args.quiet)
         info = model_info(model.config, model.metadata, Path(args.weights).name)
         if args.task and family_of(args.task) != info.family:
             raise SwinIRError(f"--task {args.task} does not match {args.weights}: it does "
@@ -94,7 +100,8 @@ def load_model(args: argparse.Namespace) -> Any:
         if family is None:
             family = "denoise" if sigma is not None else "jpeg" if quality is not None else None
         bundled = bundled_model(family, args.scale)
-        model = load(bundled.path, args.preset, device=args.device)
+        model, args.precision = open_model(bundled.path, args.preset, backend=args.backend, device=args.device,
+                                           precision=args.precision, quiet=args.quiet)
         info = model_info(model.config, model.metadata, bundled.task)
     info.check_options(scale=args.scale, sigma=sigma, quality=quality)
     return model
@@ -169,6 +176,23 @@ def run_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    from .export import DEFAULT_OPSET
+
+    p.add_argument("weights", type=Path, help="a .pth (reference) or .safetensors checkpoint")
+    p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
+    p.add_argument("--preset", help="read the weights as this preset instead of inferring the architecture")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Write one ONNX graph for every batch, height and width, checked against PyTorch; print a summary."""
+    from .export import export_onnx
+
+    print(export_onnx(args.weights, args.onnx, preset=args.preset, opset=args.opset).line())
+    return EXIT_OK
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from .checkpoints import convert
 
@@ -215,6 +239,8 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
         ("restore", "restore (upscale, denoise, de-JPEG) images and videos", add_restore_arguments, run_restore),
         ("info", "print a checkpoint's architecture and parameter count", info_args, run_info),
         ("convert", "convert a .pth checkpoint to .safetensors with its config", convert_args, run_convert),
+        ("export", "export a checkpoint to ONNX (any image size; run it with --backend onnxruntime)",
+         add_export_arguments, run_export),
         ("eval", "evaluate a model or a baseline exactly as the paper measures",
          *lazy(".evaluation", "add_eval_arguments", "run_eval_command")),
         ("train", "train SwinIR (resumable, distributed with torchrun)",

@@ -109,6 +109,16 @@ def border_mask_patterns(ws: int, shift: int) -> Tensor:
     return full[[2, 1, 3]]
 
 
+def full_shift_mask(border_masks: Tensor, rows: int, cols: int) -> Tensor:
+    """(rows*cols, N, N) shift mask of a rows x cols window grid from the three border patterns (zeros inside)."""
+    n = border_masks.shape[-1]
+    full = border_masks.new_zeros(rows, cols, n, n)
+    full[-1, :-1] = border_masks[0]
+    full[:-1, -1] = border_masks[1]
+    full[-1, -1] = border_masks[2]
+    return full.view(rows * cols, n, n)
+
+
 def reference_window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, mask: Tensor | None) -> Tensor:
     """Attention as the reference computes it: softmax(q k^T + bias (+ mask)) v, q already scaled.
 
@@ -134,13 +144,23 @@ def matmul_window_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor, borde
     those windows' logits only; None for an unshifted block.
     """
     attn = torch.matmul(q * scale, k.transpose(-2, -1))
-    attn += bias.to(attn.dtype)
-    if border_masks is not None:
-        masks = border_masks.to(attn.dtype)[:, None]  # (3, 1, N, N): broadcast over heads
-        logits = attn.view(*grid, *attn.shape[1:])
-        logits[:, -1, :-1] += masks[0]
-        logits[:, :-1, -1] += masks[1]
-        logits[:, -1, -1] += masks[2]
+    if torch.is_grad_enabled() and attn.requires_grad:
+        # Autograd: one out-of-place add of bias + mask over all windows. In-place adds on slices of the
+        # logits would each copy the whole logits gradient back (CopySlices); the full mask is small here
+        # (training crops are a few windows across).
+        b, rows, cols = grid
+        add = bias.to(attn.dtype)
+        if border_masks is not None:
+            add = add + full_shift_mask(border_masks, rows, cols).to(attn.dtype)[:, None]  # (nW, heads, N, N)
+        attn = (attn.view(b, rows * cols, *attn.shape[1:]) + add).view(attn.shape)
+    else:
+        attn += bias.to(attn.dtype)
+        if border_masks is not None:
+            masks = border_masks.to(attn.dtype)[:, None]  # (3, 1, N, N): broadcast over heads
+            logits = attn.view(*grid, *attn.shape[1:])
+            logits[:, -1, :-1] += masks[0]
+            logits[:, :-1, -1] += masks[1]
+            logits[:, -1, -1] += masks[2]
     attn = attn.softmax(dim=-1)
     if dropout:
         attn = F.dropout(attn, dropout)
@@ -243,8 +263,8 @@ class WindowAttention(nn.Module):
     def relative_position_bias(self) -> Tensor:
         """(heads, N, N) bias gathered from the table; cached while the table is unchanged and no grad is needed."""
         table = self.relative_position_bias_table
-        if torch.is_grad_enabled() and table.requires_grad:
-            return self._gather_bias()
+        if (torch.is_grad_enabled() and table.requires_grad) or torch.compiler.is_compiling():
+            return self._gather_bias()  # a traced graph (torch.compile, ONNX export) gathers it in the graph
         key = (table._version, table.data_ptr(), table.device, table.dtype)
         if self._bias_cache is None or self._bias_cache[0] != key:
             self._bias_cache = (key, self._gather_bias().detach())
@@ -259,7 +279,8 @@ class WindowAttention(nn.Module):
         """(B', N, C) tokens -> q, k, v of shape (B', heads, N, d)."""
         b, n, c = x.shape
         qkv = self.qkv(x).view(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
-        return qkv[0], qkv[1], qkv[2]
+        q, k, v = qkv.unbind(0)  # one stack in backward, where three selects would each zero-fill a full grad
+        return q, k, v
 
     def merge_heads(self, out: Tensor) -> Tensor:
         """(B', heads, N, d) -> projected tokens (B', N, C)."""

@@ -48,6 +48,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
                              "(exact), bf16, fp16 (CUDA)")
     parser.add_argument("--ensemble", action="store_true", help="x8 self-ensemble")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
+                        help="auto (default): onnxruntime for an .onnx file from swinir export, else PyTorch")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, means only")
 
 
@@ -63,7 +65,8 @@ def settings_from_args(args: argparse.Namespace) -> EvalSettings:
 def weights_method_from_args(args: argparse.Namespace, settings: EvalSettings) -> Method:
     """The default ``restore_factory``: :func:`model_method` for ``--weights``."""
     return model_method(args.weights, settings, preset=args.preset, device=args.device, tile=args.tile,
-                        tile_overlap=args.tile_overlap, precision=args.precision, ensemble=args.ensemble)
+                        tile_overlap=args.tile_overlap, precision=args.precision, ensemble=args.ensemble,
+                        backend=getattr(args, "backend", "auto"))
 
 
 def dataset_pairs(args: argparse.Namespace, settings: EvalSettings) -> list[tuple[Path | None, Path | None]]:
@@ -99,7 +102,12 @@ def run_eval_command(args: argparse.Namespace, *,
             args.weights = str(bundled_weights_for(settings))
         method = (restore_factory or weights_method_from_args)(args, settings)
         method_name = Path(args.weights).stem
-        precision = f", {resolve_precision(args.precision, args.device)}"
+        from ..export import backend_precision, resolve_backend
+
+        if resolve_backend(getattr(args, "backend", "auto"), args.weights) == "onnxruntime":
+            precision = f", {backend_precision(args.precision)}, onnxruntime"
+        else:
+            precision = f", {resolve_precision(args.precision, args.device)}"
     results = evaluate(method, settings, pairs, method_name=method_name, save_dir=args.save, progress=not args.quiet)
     what = f"{settings.task}" + (f" x{settings.scale}" if settings.is_sr else "")
     what += f" sigma {settings.sigma:g}" if settings.sigma is not None else ""

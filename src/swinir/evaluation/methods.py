@@ -61,18 +61,20 @@ def baseline_method(name: str, settings: EvalSettings) -> Method:
 
 def model_method(weights: str | os.PathLike, settings: EvalSettings, *, preset: str | None = None,
                  device: str = "cpu", tile: int | None = None, tile_overlap: int | None = None,
-                 precision: PrecisionChoice = "auto", ensemble: bool = False) -> Method:
+                 precision: PrecisionChoice = "auto", ensemble: bool = False, backend: str = "auto") -> Method:
     """A method that runs a SwinIR checkpoint through :func:`swinir.pipeline.restore_image`.
 
     uint8 inputs (SR, JPEG) go in as ``/ 255`` float32 and come back rounded to uint8, as the reference; float
     denoising inputs go in unclipped, as the reference feeds them, and come back as float32 in [0, 1]. Tiles are
     blended by the reference's uniform average (``blend="average"``), not the feathering of ``swinir restore``.
     ``precision`` ``auto`` is bf16 where the hardware computes it natively, fp32 elsewhere (:mod:`swinir.precision`).
+    ``backend`` ``onnxruntime`` runs an ONNX export (or exports ``weights`` first) in fp32, see
+    :func:`swinir.export.open_model`; ``auto`` picks it for ``.onnx`` files.
     """
-    from ..checkpoints import load
+    from ..export import open_model
     from ..pipeline import RestoreOptions, restore_image
 
-    model = load(weights, preset, device=device)
+    model, precision = open_model(weights, preset, backend=backend, device=device, precision=precision)
     want = settings.scale if settings.is_sr else 1
     if int(model.upscale) != want:
         raise SwinIRError(f"{weights}: the model upscales x{model.upscale} but the task needs x{want}")

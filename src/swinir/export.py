@@ -1,0 +1,314 @@
+"""ONNX export of a SwinIR network, and an onnxruntime backend that the engine runs like a network.
+
+Export (``swinir export``, :func:`export_onnx`): one graph for every batch, height and width. The reference
+code's export is tied to one size because its shifted blocks keep an attention mask computed for the training
+size; here the shift mask is never a tensor over all windows (three cached border patterns, see
+:mod:`swinir.network`), so ``torch.export`` traces the network with symbolic sizes: batch, and height and
+width as multiples of the window. The graph therefore takes *window-padded* input, which is what the engine
+hands a network anyway (the reference padding, :func:`swinir.engine.pad_reference`, always ends on a window
+multiple); :class:`OnnxRuntimeModel` pads any other size as the network's own ``forward`` does. The file
+carries the model config and the ``swinir.*`` metadata in its ``metadata_props``, so it is all a backend needs.
+
+Backend (``--backend onnxruntime``, :func:`open_onnxruntime`): an object with the attributes the engine and
+the pipeline read from a network (``upscale``, ``in_chans``, ``window_size``, ``config``, ``metadata``,
+``device``, ``dtype``), callable on a float tensor (B, C, H, W). It computes in float32 on the CPU
+(``CPUExecutionProvider``); results equal the PyTorch network in float32 to ~1e-6 (``tests/test_onnx.py``).
+
+``onnx``, ``onnxscript`` (the exporter's) and ``onnxruntime`` are optional: ``pip install 'swinir[onnx]'``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .errors import SwinIRError
+from .network import SwinIR
+from .presets import ModelConfig
+
+DEFAULT_OPSET = 18  # the lowest opset torch's exporter translates to (LayerNormalization needs 17)
+INPUT_NAME, OUTPUT_NAME = "input", "output"
+CONFIG_KEY = "swinir.config"
+INSTALL_HINT = "pip install 'swinir[onnx]' (onnx, onnxscript, onnxruntime)"
+EXAMPLE_WINDOWS = (3, 5)  # traced example: 3 x 5 windows, batch 2 (sizes of 1 or 2 windows would be specialised)
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What :func:`export_onnx` wrote, and how far the file's output is from PyTorch's on a check input."""
+
+    path: Path
+    config: ModelConfig
+    opset: int
+    seconds: float
+    max_abs_diff: float
+    size_bytes: int
+
+    def line(self) -> str:
+        c = self.config
+        what = f"x{c.upscale} {c.upsampler}" if c.upscale > 1 else "same-size"
+        return (f"wrote {self.path} ({what}, {c.in_chans}-channel, window {c.window_size}, opset {self.opset}, "
+                f"{self.size_bytes / 1e6:.1f} MB, any batch/height/width, in {self.seconds:.0f} s; "
+                f"onnxruntime vs PyTorch max abs diff {self.max_abs_diff:.1e})")
+
+
+def _require(module: str) -> Any:
+    """Import an optional dependency, or say in one line how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise SwinIRError(f"the ONNX features need the '{module}' package ({err}); {INSTALL_HINT}") from err
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's progress prints, its warnings and its notes about torchvision (not used here)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def export_network(model: SwinIR, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
+                   metadata: Mapping[str, str] | None = None) -> ExportSummary:
+    """Write ``model`` as one ONNX graph with dynamic batch, height and width (multiples of the window).
+
+    The caller's model is not changed: a float32 CPU copy is traced with the whole-map inference path
+    (``set_inference_chunk(None)``) and the fused attention. The file is written atomically, with the config
+    and ``metadata`` (``swinir.*`` keys) in its ``metadata_props``, and then checked: onnxruntime runs it on
+    a small input and its output is compared with PyTorch's.
+    """
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        _require(module)
+    import onnx
+
+    from . import __version__
+    from .fileio import atomic_path
+
+    if opset < DEFAULT_OPSET:
+        raise SwinIRError(f"--opset {opset} is too old for the exporter: use {DEFAULT_OPSET} or newer")
+    path = Path(path)
+    if path.is_dir():
+        raise SwinIRError(f"{path} is a folder; give the ONNX file to write, e.g. {path / 'model.onnx'}")
+    config: ModelConfig | None = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        raise SwinIRError("the network has no config to store: build it with ModelConfig.build or swinir.load")
+    started = time.monotonic()
+    net = copy.deepcopy(model).float().cpu().eval().set_inference_chunk(None).set_attention("fused")
+    props = {CONFIG_KEY: config.to_json(), "swinir.format": "onnx/1", "swinir.version": __version__,
+             "swinir.input": f"float32 (B, {config.in_chans}, H, W) in [0, 1], H and W multiples of "
+                             f"{config.window_size} (pad with swinir.engine.pad_reference; crop the output)"}
+    for key, value in (metadata or {}).items():
+        if key.startswith("swinir.") and key not in props:
+            props[key] = value if isinstance(value, str) else json.dumps(value)
+    with atomic_path(path) as tmp:
+        tmp.touch()  # an unwritable folder fails now, not after minutes of tracing
+        proto = _trace(net, opset)
+        del proto.metadata_props[:]
+        for key, value in sorted(props.items()):
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save_model(proto, str(tmp))
+    diff = _self_check(net, path)
+    return ExportSummary(path, config, opset, time.monotonic() - started, diff, path.stat().st_size)
+
+
+def _trace(net: SwinIR, opset: int) -> Any:
+    """The ONNX ``ModelProto`` of ``net``, traced by ``torch.export`` with symbolic batch, height and width."""
+    ws = net.window_size
+    rows, cols = EXAMPLE_WINDOWS
+    example = torch.rand(2, net.in_chans, rows * ws, cols * ws, generator=torch.Generator().manual_seed(0))
+    dim = torch.export.Dim
+    shapes = ({0: dim("batch", min=1), 2: ws * dim("window_rows", min=1), 3: ws * dim("window_cols", min=1)},)
+    try:
+        with torch.no_grad(), _quiet_exporter():
+            program = torch.export.export(net, (example,), dynamic_shapes=shapes, strict=False)
+            onnx_program = torch.onnx.export(program, dynamo=True, input_names=[INPUT_NAME],
+                                             output_names=[OUTPUT_NAME], opset_version=opset, optimize=True)
+    except Exception as err:  # the exporter's messages run to pages; the first line names the problem
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise SwinIRError(f"ONNX export failed ({type(err).__name__}: {first}); try another --opset") from err
+    proto = onnx_program.model_proto
+    _check_dynamic(proto)
+    return proto
+
+
+def export_onnx(weights: str | os.PathLike, path: str | os.PathLike, *, preset: str | None = None,
+                opset: int = DEFAULT_OPSET) -> ExportSummary:
+    """Export a checkpoint (.pth or .safetensors, see :func:`swinir.checkpoints.load`) to ``path``."""
+    from .checkpoints import load
+
+    model = load(weights, preset)
+    meta = dict(model.metadata)
+    meta.setdefault("swinir.source", Path(weights).name)
+    return export_network(model, path, opset=opset, metadata=meta)
+
+
+def _check_dynamic(proto: Any) -> None:
+    """Refuse a graph whose batch, height or width came out fixed (the exporter specialised a size)."""
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    fixed = [name for name, d in zip(("batch", "height", "width"), (dims[0], dims[2], dims[3]), strict=True)
+             if not d.dim_param]
+    if fixed:
+        raise SwinIRError(f"ONNX export fixed the {', '.join(fixed)} of the input; this network cannot be "
+                          "exported with dynamic sizes (please report it)")
+
+
+def _self_check(net: SwinIR, path: Path) -> float:
+    """Max abs difference between onnxruntime on ``path`` and PyTorch, on a (1, C, 2ws, 3ws) random input."""
+    ws = net.window_size
+    x = torch.rand(1, net.in_chans, 2 * ws, 3 * ws, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = net(x)
+    got = OnnxRuntimeModel(path, threads=torch.get_num_threads())(x)
+    return float((got - expected).abs().max())
+
+
+# --------------------------------------------------------------------------------------------------
+# The onnxruntime backend
+# --------------------------------------------------------------------------------------------------
+
+
+class OnnxRuntimeModel:
+    """An exported SwinIR run by onnxruntime on the CPU, usable wherever the engine takes a network.
+
+    Args:
+        path: an ONNX file written by :func:`export_network` (its config is read from the metadata).
+        threads: intra-op threads (default: PyTorch's thread count, which ``swinir restore --threads`` sets).
+    """
+
+    device = torch.device("cpu")
+    dtype = torch.float32
+
+    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+        ort = _require("onnxruntime")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SwinIRError(f"{self.path}: no such ONNX file; write one with swinir export WEIGHTS --onnx FILE")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as err:
+            raise SwinIRError(f"{self.path}: not a readable ONNX model ({str(err).strip().splitlines()[0]}); "
+                              "re-export it with swinir export") from err
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if CONFIG_KEY not in meta:
+            raise SwinIRError(f"{self.path}: not a swinir export (no '{CONFIG_KEY}' metadata); export the weights "
+                              "with swinir export WEIGHTS --onnx FILE")
+        self.config = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+        self.metadata = {k: v for k, v in meta.items() if k.startswith("swinir.")}
+        self.upscale = self.config.upscale
+        self.in_chans = self.config.in_chans
+        self.window_size = self.config.window_size
+        self.threads = options.intra_op_num_threads
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """(B, in_chans, h, w) -> (B, in_chans, h*upscale, w*upscale) float32, as ``SwinIR.forward``: a size
+        that is not a window multiple is reflect-padded to one and the output cropped back."""
+        if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point() or x.shape[1] != self.in_chans:
+            raise SwinIRError(f"the ONNX model takes a float tensor (B, {self.in_chans}, H, W)")
+        h, w = x.shape[-2:]
+        ws = self.window_size
+        x = x.detach().to(device="cpu", dtype=torch.float32)
+        if h % ws or w % ws:
+            x = F.pad(x, (0, (ws - w % ws) % ws, 0, (ws - h % ws) % ws), mode="reflect")
+        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.numpy())})[0]
+        return torch.from_numpy(out)[..., : h * self.upscale, : w * self.upscale]
+
+    def eval(self) -> OnnxRuntimeModel:
+        """Nothing to switch (inference only); here so that code written for modules runs unchanged."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntimeModel({str(self.path)!r}, threads={self.threads})"
+
+
+def backend_precision(choice: str) -> str:
+    """The precision the onnxruntime backend computes in: fp32. ``auto`` means fp32; bf16/fp16 are refused."""
+    if choice in ("auto", "fp32"):
+        return "fp32"
+    raise SwinIRError(f"--precision {choice} is not available with --backend onnxruntime (it computes in fp32); "
+                      "use --precision fp32, or --backend torch for bf16")
+
+
+def open_onnxruntime(weights: str | os.PathLike, preset: str | None = None, *, device: str = "cpu",
+                     threads: int | None = None, quiet: bool = False) -> OnnxRuntimeModel:
+    """The onnxruntime backend for ``weights``: an .onnx file as it is, a checkpoint exported to a temporary
+    file first (said in one line on stderr unless ``quiet``; ``swinir export`` saves the file to reuse)."""
+    if torch.device(device).type != "cpu":
+        raise SwinIRError(f"--backend onnxruntime runs on the CPU; drop --device {device} (or use --backend torch)")
+    path = Path(weights)
+    if path.suffix.lower() == ".onnx":
+        if preset:
+            raise SwinIRError(f"--preset does not apply to {path.name}: an ONNX export stores its config")
+        return OnnxRuntimeModel(path, threads=threads)
+    _require("onnxruntime")
+    if not quiet:
+        print(f"exporting {path.name} to ONNX for onnxruntime (a minute or more; keep the file with "
+              f"swinir export {path.name} --onnx FILE.onnx)", file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="swinir-onnx-") as folder:
+        exported = Path(folder) / f"{path.stem}.onnx"
+        export_onnx(path, exported, preset=preset)
+        return OnnxRuntimeModel(exported, threads=threads)  # the session holds the graph; the file can go
+
+
+# --------------------------------------------------------------------------------------------------
+# Choosing the backend
+# --------------------------------------------------------------------------------------------------
+
+BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
+
+
+def resolve_backend(choice: str, weights: str | os.PathLike) -> str:
+    """``auto``: onnxruntime for an ``.onnx`` file, PyTorch for checkpoints. ``torch`` cannot run an .onnx file."""
+    is_onnx = Path(weights).suffix.lower() == ".onnx"
+    if choice == "auto":
+        return "onnxruntime" if is_onnx else "torch"
+    if choice not in BACKEND_CHOICES:
+        raise SwinIRError(f"unknown backend {choice!r}; use one of {', '.join(BACKEND_CHOICES)}")
+    if choice == "torch" and is_onnx:
+        raise SwinIRError(f"{Path(weights).name} is an ONNX export: run it with --backend onnxruntime, or give "
+                          "the .safetensors/.pth checkpoint for --backend torch")
+    return choice
+
+
+def open_model(weights: str | os.PathLike, preset: str | None = None, *, backend: str = "auto",
+               device: str = "cpu", precision: str = "auto", threads: int | None = None,
+               quiet: bool = False) -> tuple[Any, str]:
+    """The network to run and the precision to run it at, for ``swinir restore`` and ``swinir eval``.
+
+    ``backend`` (see :func:`resolve_backend`): ``torch`` loads the checkpoint (:func:`swinir.checkpoints.load`)
+    and keeps ``precision``; ``onnxruntime`` opens the ONNX file, or exports the checkpoint first, and computes
+    in fp32 (:func:`backend_precision`).
+    """
+    from .checkpoints import load
+
+    if resolve_backend(backend, weights) == "torch":
+        return load(weights, preset, device=device), precision
+    concrete = backend_precision(precision)
+    return open_onnxruntime(weights, preset, device=device, threads=threads, quiet=quiet), concrete
