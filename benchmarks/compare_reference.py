@@ -39,6 +39,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -126,8 +127,12 @@ def _usage() -> tuple[float, float, int]:
 
 def _measure(fn, repeat: int) -> dict:
     u0, s0, f0 = _usage()
-    fn()  # warm-up, also the call whose CPU time and faults are reported
+    start = time.perf_counter()
+    fn()  # warm-up, also the call whose CPU time and faults are reported (and timed, with --repeat 0)
+    first = time.perf_counter() - start
     u1, s1, f1 = _usage()
+    if repeat == 0:
+        return {"wall": first, "user": u1 - u0, "sys": s1 - s0, "faults": f1 - f0, "discarded": 0}
     t = timed(fn, repeat=repeat, warmup=0)
     return {"wall": t.median, "user": u1 - u0, "sys": s1 - s0, "faults": f1 - f0, "discarded": t.discarded}
 
@@ -288,8 +293,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=[*CASES, "big"])
     parser.add_argument("--big", action="store_true", help="also SwinIR-M x2 at 2048x2048 (minutes)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="timed calls after the first (0: time the first call only, e.g. for --cases big)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--impls", nargs="+", choices=("ref", "ours", "ort", "openvino"),
+                        help="only these implementations (the reference fp32 base row is always kept)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -317,6 +325,8 @@ def main() -> None:
     for case in cases:
         base = None
         for impl, precision in plan[case]:
+            if args.impls and impl not in args.impls and (impl, precision) != ("ref", "fp32"):
+                continue
             if impl == "ref" and not have_ref:
                 rows.append([labels[case], "reference", precision, "missing (set SWINIR_REFERENCE)", *["-"] * 6])
                 continue
