@@ -254,8 +254,11 @@ def _train_worker(impl: str, precision: str, repeat: int) -> dict:
         return {**_measure(fn, repeat), "flops": 0, "rss_mb": peak_rss_mb()}
     import tempfile
 
+    from swinir.memory import tune_allocator
     from swinir.training import Trainer, load_config
     from swinir.training.data import make_loader
+
+    tune_allocator()  # as `swinir train` does
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(recipe="lightweight_sr_x2", overrides=[
