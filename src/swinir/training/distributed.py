@@ -14,7 +14,6 @@ The collectives, all called by every rank at the same point of the loop:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -63,12 +62,13 @@ def resolve_device(device: str, info: DistInfo) -> torch.device:
 
 
 def process_threads(configured: int | None, info: DistInfo, device: torch.device) -> int | None:
-    """Torch CPU threads for this process: ``train.threads``, else the cores shared out among the local CPU
-    ranks (so that N processes on one machine do not each start a thread per core); None leaves torch's."""
+    """Torch CPU threads for this process: ``train.threads``, else on the CPU the cores this process may use
+    (its affinity mask) shared out among the local ranks, so one run uses every core of an idle machine and N
+    processes on one machine do not each start a thread per core; None on GPUs (torch's default)."""
     if configured:
         return configured
-    if info.active and device.type == "cpu":
-        return max(1, (os.cpu_count() or 1) // info.local_world_size)
+    if device.type == "cpu":
+        return info.default_threads()
     return None
 
 
