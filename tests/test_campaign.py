@@ -133,3 +133,60 @@ def test_gap_orders_models_by_their_shortfall() -> None:
 def test_variants_parse_into_overrides() -> None:
     assert campaign.parse_variant("hi=train.lr=8e-4;train.warmup=200") == ("hi", ["train.lr=8e-4", "train.warmup=200"])
     assert campaign.parse_variant("recipe=") == ("recipe", [])
+
+
+def test_held_out_rows_use_images_the_model_never_saw() -> None:
+    """Each bundled model has a held-out row, on a folder outside its recipe's training data and validation
+    folder and outside the target rows; the held-out rows never count in the score that decides shipping."""
+    from swinir.training.config import load_config
+
+    for b in campaign.BUNDLES:
+        held = [r for r in b.rows if r.held_out]
+        assert held, b.name
+        config = load_config(recipe=b.recipe)
+        seen = {Path(p).name for p in config.data.train} | {Path(config.val.folder).parts[0]}
+        seen |= {Path(r.hr).parts[0] for r in b.target_rows}
+        for r in held:
+            assert Path(r.hr).parts[0] not in seen, (b.name, r.label)
+            assert r.target is None and r not in b.target_rows
+        values = {r.label: {r.keys[0]: 30.0} for r in b.target_rows}
+        with_held = {**values, **{r.label: {r.keys[0]: 99.0} for r in held}}
+        assert campaign.score(with_held, b) == campaign.score(values, b) == pytest.approx(30.0)
+
+
+def test_campaign_curves_are_distances_to_each_target_in_iteration_order() -> None:
+    x2 = campaign.bundle_named("swinir-s-sr-x2")
+    entry = {"ledger": [{"iterations": 300, "values": {"Set5 x2": 36.5, "Set14 x2": 32.0}},
+                        {"iterations": 100, "values": {"Set5 x2": 36.0, "Set14 x2": 31.5}}]}
+    curves = campaign.campaign_curves(entry, x2)
+    assert curves == {"Set5 x2 (target 37)": [(100.0, pytest.approx(-1.0)), (300.0, pytest.approx(-0.5))],
+                      "Set14 x2 (target 32.6)": [(100.0, pytest.approx(-1.1)), (300.0, pytest.approx(-0.6))]}
+
+
+def test_the_card_shows_the_campaign_curve_and_complete_measures_only_missing_rows(tmp_path: Path, workspace) -> None:
+    ws, bundle = workspace
+    held = campaign.Row("Tiny sigma 10", EvalSettings(task="color_dn", sigma=10), "Tiny", None, ("psnr", "ssim"),
+                        held_out=True)
+    bundle = campaign.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, held),
+                             "identity")
+    ws = campaign.Workspace(weights_dir=ws.weights_dir, report=ws.report, readme=None, datasets=ws.datasets,
+                            bundles=(bundle,))
+    trained = _tiny_denoiser(tmp_path)
+    _variant(trained, ws.shipped(bundle), perturb=0.5, iterations=100)
+    campaign.consider(bundle, _variant(trained, tmp_path / "zero.safetensors", perturb=0.0, iterations=160), ws,
+                      full_table=False)
+    quality = json.loads(ws.manifest.read_text())["models"][0]["quality"]
+    assert list(quality) == ["Tiny sigma 25"]  # the held-out row is left for later
+    before = quality["Tiny sigma 25"]
+
+    campaign.complete_tables([bundle], ws)
+
+    quality = json.loads(ws.manifest.read_text())["models"][0]["quality"]
+    assert list(quality) == ["Tiny sigma 25", "Tiny sigma 10"] and quality["Tiny sigma 25"] == before
+    # the shipped model is the exact identity: its PSNR is the noisy input's at sigma 10 too
+    assert quality["Tiny sigma 10"]["model"]["psnr"] == pytest.approx(quality["Tiny sigma 10"]["identity"]["psnr"],
+                                                                      abs=1e-3)
+    card = ws.report.read_text()
+    assert "| Tiny sigma 10 |" in card and "| held out |" in card and "Held out: Tiny sigma 10" in card
+    image = ws.report.parent / "images" / "campaign_tiny-denoise.png"
+    assert "(images/campaign_tiny-denoise.png)" in card and image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

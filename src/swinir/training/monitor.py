@@ -189,8 +189,9 @@ SERIES_COLORS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (
 
 
 def plot_curves(path: Path, curves: Mapping[str, Sequence[tuple[float, float]]], *, x_label: str, y_label: str,
-                title: str = "", reference: float | None = None) -> None:
-    """Several labelled curves on one panel (e.g. validation PSNR of recipe variants), written as PNG."""
+                title: str = "", reference: float | None = None, reference_label: str = "baseline") -> None:
+    """Several labelled curves on one panel (e.g. validation PSNR of recipe variants), written as PNG; ``reference``
+    is drawn as a dashed horizontal line named ``reference_label``."""
     width, height = PLOT_SIZE
     image = Image.new("RGB", PLOT_SIZE, "white")
     draw = ImageDraw.Draw(image)
@@ -200,7 +201,8 @@ def plot_curves(path: Path, curves: Mapping[str, Sequence[tuple[float, float]]],
     x_max = max([p[0] for pts, _, _ in series for p in pts] + [1])
     if title:
         draw.text((MARGIN[0], 6), title, fill="black", font=font)
-    _panel(draw, font, (0, 0, width, height - 20), series, x_max, y_label, log_y=False, reference=reference)
+    _panel(draw, font, (0, 0, width, height - 20), series, x_max, y_label, log_y=False, reference=reference,
+           reference_label=reference_label)
     draw.text((width // 2 - draw.textlength(x_label, font=font) // 2, height - 16), x_label, fill="black", font=font)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
@@ -209,7 +211,7 @@ def plot_curves(path: Path, curves: Mapping[str, Sequence[tuple[float, float]]],
 
 def _panel(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, box: tuple[int, int, int, int],
            series: list[tuple[list[tuple[float, float]], tuple[int, int, int], str]], x_max: float, label: str,
-           *, log_y: bool, reference: float | None = None) -> None:
+           *, log_y: bool, reference: float | None = None, reference_label: str = "baseline") -> None:
     """One framed panel with axes; ``series`` are (points, colour, legend label) drawn as lines."""
     left, top = box[0] + MARGIN[0], box[1] + MARGIN[1]
     right, bottom = box[2] - MARGIN[2], box[3] - MARGIN[3]
@@ -244,7 +246,7 @@ def _panel(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, box: tuple[int,
         _, y = xy(0, reference)
         for x in range(int(left), int(right), 12):
             draw.line((x, y, min(x + 6, right), y), fill="gray")
-        draw.text((right - 90, y - 14), f"baseline {reference:.2f}", fill="gray", font=font)
+        draw.text((left + 8, y - 14), f"{reference_label} {reference:.2f}", fill="gray", font=font)
     for n, (points, color, name) in enumerate(series):
         coords = [xy(x, y) for x, y in points]
         if len(coords) > 1:
