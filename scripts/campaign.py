@@ -678,11 +678,25 @@ def run_compare(args: argparse.Namespace, ws: Workspace) -> int:
             "machine": machine_summary(), "image": f"images/{image}", "winner": winner,
             "variants": [{"label": k, **{f: v[f] for f in ("overrides", "iterations", "values", "score")}}
                          for k, v in results.items()],
+            "validation_at": validation_at_common_iteration({k: v["curve"] for k, v in results.items()}),
+            **({"note": args.note} if args.note else {}),
         })
     for label, res in sorted(results.items(), key=lambda kv: -kv[1]["score"]):
         print(f"{label:24s} {res['score']:.4f} dB  +{res['iterations']} it  {'; '.join(res['overrides'])}")
     consider(bundle, Path(results[winner]["candidate"]), ws, note=f"comparison winner {winner}")
     return 0
+
+
+def validation_at_common_iteration(curves: dict[str, list[dict[str, float | None]]]) -> dict[str, Any] | None:
+    """The validation PSNR of every variant at the last iteration all of them validated at: the comparison at
+    equal iterations, beside the one at equal CPU time (which a machine whose speed drifts makes noisy)."""
+    validated = {label: {int(r["iteration"]): r["val_psnr"] for r in rows if r["val_psnr"] is not None}
+                 for label, rows in curves.items()}
+    common = set.intersection(*(set(v) for v in validated.values())) if validated else set()
+    if not common:
+        return None
+    at = max(common)
+    return {"iteration": at, "values": {label: v[at] for label, v in validated.items()}}
 
 
 def parse_variant(text: str) -> tuple[str, list[str]]:
@@ -849,11 +863,22 @@ def card_text(entries: dict[str, Any], ws: Workspace) -> str:
         for c in e.get("comparisons", []):
             lines += [f"Recipe comparison, {c['date']}: {c['cpu_minutes']} CPU-minutes per variant from iteration "
                       f"{c['start_iterations']:,} of the shipped weights ({c['machine']}); winner `{c['winner']}`.", "",
-                      "| variant | changes | iterations | score (dB) |", "|---|---|---:|---:|"]
+                      "| variant | changes | iterations | score (dB) | validation at the same iteration (dB) |",
+                      "|---|---|---:|---:|---:|"]
+            common = c.get("validation_at") or {"iteration": None, "values": {}}
             for v in sorted(c["variants"], key=lambda v: -v["score"]):
+                val = common["values"].get(v["label"])
                 lines.append(f"| {v['label']} | {'; '.join(v['overrides']) or 'the recipe'} | {v['iterations']:,} | "
-                             f"{v['score']:.3f} |")
-            lines += ["", f"![{b.name} recipe comparison]({c['image']})", ""]
+                             f"{v['score']:.3f} | {'-' if val is None else f'{val:.3f}'} |")
+            lines.append("")
+            if common["iteration"] is not None:
+                lines += [f"Score: the mean of the target rows after the CPU budget (what decides). Validation: the "
+                          f"trainer's EMA weights on its validation crops at iteration {common['iteration']:,}, the "
+                          "last one every variant reached (equal work per iteration only where batch and patch are "
+                          "equal).", ""]
+            if c.get("note"):
+                lines += [c["note"], ""]
+            lines += [f"![{b.name} recipe comparison]({c['image']})", ""]
     return "\n".join(lines)
 
 
@@ -881,6 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)))
     c.add_argument("--val-every", type=int, default=100)
     c.add_argument("--runs", type=Path, default=ROOT.parent / "runs" / "campaign")
+    c.add_argument("--note", default="", help="a remark printed under the comparison on the model card")
     k = sub.add_parser("consider", help="measure a candidate and ship it if it is better")
     k.add_argument("name")
     k.add_argument("candidate", type=Path)

@@ -190,3 +190,13 @@ def test_the_card_shows_the_campaign_curve_and_complete_measures_only_missing_ro
     assert "| Tiny sigma 10 |" in card and "| held out |" in card and "Held out: Tiny sigma 10" in card
     image = ws.report.parent / "images" / "campaign_tiny-denoise.png"
     assert "(images/campaign_tiny-denoise.png)" in card and image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_validation_at_the_last_iteration_every_variant_reached() -> None:
+    def rows(points):
+        return [{"iteration": float(i), "minutes": 0.0, "val_psnr": v} for i, v in points]
+
+    curves = {"a": rows([(100, 30.0), (150, None), (200, 30.2), (300, 30.3)]),
+              "b": rows([(100, 29.9), (200, 30.1), (250, 30.4)])}
+    assert campaign.validation_at_common_iteration(curves) == {"iteration": 200, "values": {"a": 30.2, "b": 30.1}}
+    assert campaign.validation_at_common_iteration({"a": rows([(100, 30.0)]), "b": rows([(200, 30.1)])}) is None
