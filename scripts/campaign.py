@@ -13,6 +13,7 @@ model cards.
     python scripts/campaign.py measure [NAME ...]                    # (re)measure the shipped models
     python scripts/campaign.py complete [NAME ...]                   # measure only the rows not yet measured
     python scripts/campaign.py report                                # models.json, model cards, README table
+    python scripts/campaign.py gpu-prepare | gpu --out DIR | gpu-consider DIR   # a lent GPU (see ``run_gpu``)
 
 ``run`` trains the models in rounds, the largest gap to its target first, one model per CPU core
 (``--parallel``, each process pinned to its core with one thread). Slices are counted in CPU time of the
@@ -36,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ from swinir.checkpoints import count_parameters, read_checkpoint, resolve_config
 from swinir.errors import SwinIRError  # noqa: E402
 from swinir.evaluation import EvalSettings, baseline_method, evaluate, model_method  # noqa: E402
 from swinir.fileio import write_bytes_atomic  # noqa: E402
-from swinir.hardware import cpu_has_native_bf16, machine_summary  # noqa: E402
+from swinir.hardware import cpu_has_native_bf16, device_summary, machine_summary  # noqa: E402
 
 SHARED = Path(os.environ.get("SWINIR_SHARED", ROOT.parent / "shared"))
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -604,13 +605,101 @@ def run_campaign(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# A lent GPU: one device call continues every model there; the weights come back and are measured here
+# --------------------------------------------------------------------------------------------------
+
+GPU_DATA = ROOT / "gpu_data"  # ignored by git; `gpu-prepare` fills it and the device call carries it
+DEVICE_TREE_LIMIT = 64 * 2**20  # what may travel with a device call: the tracked tree and the carried folders
+
+
+def training_folders(bundles: Sequence[Bundle]) -> list[str]:
+    """The training folders of the bundled recipes, relative to the datasets folder."""
+    from swinir.training.config import load_config
+
+    return sorted({folder for b in bundles for folder in load_config(recipe=b.recipe).data.train})
+
+
+def prepare_gpu_data(ws: Workspace, dest: Path) -> int:
+    """Copy the recipes' training folders (only those: validation and measuring stay here) into ``dest``, the
+    folder a device call carries; returns its size in bytes."""
+    for folder in training_folders(ws.bundles):
+        src = ws.datasets / folder
+        if not src.is_dir():
+            raise SwinIRError(f"{src}: missing; the GPU run trains on the recipes' folders, so they must exist")
+        shutil.copytree(src, dest / folder, dirs_exist_ok=True)
+    return sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+
+
+def tracked_bytes() -> int:
+    """The size of the files git tracks (they travel with every device call)."""
+    names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    return sum((ROOT / n).stat().st_size for n in names.decode().split("\0") if n and (ROOT / n).is_file())
+
+
+def run_gpu(args: argparse.Namespace, ws: Workspace) -> int:
+    """On the lent machine: continue every bundled model (the largest gap first, those at target too) for
+    ``--minutes`` of wall clock each on ``--device``, with large batches and without validation (the weights
+    are measured back here), and write each model's exported weights, ``gpu_summary.json`` and the trainers'
+    log into ``--out``, the folder that comes back."""
+    import torch
+
+    from swinir.training.state import export_weights
+
+    stop = Stop()
+    stop.install()
+    ws = replace(ws, datasets=args.data.resolve())
+    entries = read_manifest(ws)
+    order = sorted(ws.bundles, key=lambda b: -gap(model_values(entries.get(b.name)), b))
+    args.out.mkdir(parents=True, exist_ok=True)
+    log_path = args.out / "gpu_train.log"
+    summary: dict[str, Any] = {"device": device_summary(torch.device(args.device)), "machine": machine_summary(),
+                               "date": datetime.now().strftime("%Y-%m-%d %H:%M"), "batch": args.batch,
+                               "minutes_each": args.minutes, "models": {}}
+    sets = [f"data.batch_size={args.batch}", f"data.num_workers={args.workers}", "val.folder=null", *args.set]
+    for b in order:
+        if stop.event.is_set():
+            break
+        run_dir = args.runs / b.name
+        _, shipped_meta = read_checkpoint(ws.shipped(b))
+        command = [*train_command(b, run_dir, ws, args.threads, sets), "--device", args.device]
+        began = time.time()
+        code = train_slice(command, log_path, None, math.inf, began + args.minutes * 60, stop)
+        record: dict[str, Any] = {"start": int(shipped_meta["swinir.iterations"]), "exit": code,
+                                  "seconds": round(time.time() - began, 1)}
+        if code in (0, 143) and _latest_iteration(run_dir) >= 0:
+            out = export_weights(run_dir, args.out / f"{b.name}.safetensors", "last")
+            record["end"] = int(read_checkpoint(out)[1]["swinir.iterations"])
+        summary["models"][b.name] = record
+        write_bytes_atomic(args.out / "gpu_summary.json", json.dumps(summary, indent=1).encode())
+        print(f"{b.name}: {record.get('end', '-')} iterations (from {record['start']:,}) in {record['seconds']:.0f} s,"
+              f" trainer exit {code}", flush=True)
+    return 0 if all("end" in r for r in summary["models"].values()) and summary["models"] else 1
+
+
+def consider_gpu_results(folder: Path, ws: Workspace) -> int:
+    """Measure here what a GPU call brought back (``NAME.safetensors`` beside ``gpu_summary.json``) and ship
+    each model that measures better; the other rows wait for ``complete``."""
+    summary = json.loads((folder / "gpu_summary.json").read_text())
+    considered = 0
+    for b in ws.bundles:
+        weights = folder / f"{b.name}.safetensors"
+        if weights.is_file():
+            consider(b, weights, ws, full_table=False,
+                     note=f"GPU segment ({summary['device']}, batch {summary['batch']}, {summary['date']})")
+            considered += 1
+    if not considered:
+        raise SwinIRError(f"{folder}: no bundled model's weights (NAME.safetensors) to measure")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
 # Recipe comparisons: variants from the same start, equal CPU time, measured the same way
 # --------------------------------------------------------------------------------------------------
 
 
 def run_compare(args: argparse.Namespace, ws: Workspace) -> int:
     """Train each variant for the same CPU minutes from the shipped weights, measure, plot, record; the best
-    candidate then goes through :func:`consider` like any other."""
+    candidate then goes through :func:`consider` like any other (on the target rows; `complete` fills the rest)."""
     from swinir.training.monitor import plot_curves
     from swinir.training.state import export_weights
 
@@ -683,7 +772,8 @@ def run_compare(args: argparse.Namespace, ws: Workspace) -> int:
         })
     for label, res in sorted(results.items(), key=lambda kv: -kv[1]["score"]):
         print(f"{label:24s} {res['score']:.4f} dB  +{res['iterations']} it  {'; '.join(res['overrides'])}")
-    consider(bundle, Path(results[winner]["candidate"]), ws, note=f"comparison winner {winner}")
+    # the other rows wait for `complete`, as in a campaign: measuring them here would double the comparison's time
+    consider(bundle, Path(results[winner]["candidate"]), ws, full_table=False, note=f"comparison winner {winner}")
     return 0
 
 
@@ -844,9 +934,11 @@ def card_text(entries: dict[str, Any], ws: Workspace) -> str:
             for h in history:
                 recipe = f"{h.get('lr', '-')}, {h.get('schedule', '-')}" + (
                     f", warm-up {h['warmup']}" if h.get("warmup") else "")
-                rate = f"{(h['end'] - h['start']) / h['cpu_hours']:,.0f}" if h.get("cpu_hours") else "-"
+                on_gpu = h.get("device", "cpu") != "cpu"  # then the machine is the GPU's host, the rate "-"
+                rate = f"{(h['end'] - h['start']) / h['cpu_hours']:,.0f}" if h.get("cpu_hours") and not on_gpu else "-"
+                machine = h.get("machine", "-") + (f"; {h['device']}" if on_gpu else "")
                 lines.append(f"| {h['start']:,} -> {h['end']:,} | {h.get('hours', '-')} | {h.get('cpu_hours', '-')} "
-                             f"| {rate} | {h.get('date', '-')} | {h.get('machine', '-')} | {recipe} | "
+                             f"| {rate} | {h.get('date', '-')} | {machine} | {recipe} | "
                              f"{h.get('batch_size', '-')} x {h.get('patch_size', '-')} | {h.get('note', '')} |")
             lines.append("")
         ledger = e.get("ledger", [])
@@ -924,6 +1016,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     cm = sub.add_parser("complete", help="measure only the rows the manifest lacks for the shipped models")
     cm.add_argument("names", nargs="*")
     sub.add_parser("report", help="rewrite the model cards and the README table from the manifest")
+    sub.add_parser("gpu-prepare", help=f"copy the training folders into {GPU_DATA.name}/ and print the device call")
+    g = sub.add_parser("gpu", help="(on a lent GPU machine) continue every model for --minutes each")
+    g.add_argument("--data", type=Path, default=GPU_DATA, help="the carried training folders")
+    g.add_argument("--out", type=Path, required=True, help="where the weights, summary and log go ($OUT)")
+    g.add_argument("--minutes", type=float, default=1.7, help="wall-clock minutes per model")
+    g.add_argument("--batch", type=int, default=64)
+    g.add_argument("--workers", type=int, default=6, help="data-loading processes")
+    g.add_argument("--threads", type=int, default=4, help="torch CPU threads of each trainer")
+    g.add_argument("--device", default="cuda")
+    g.add_argument("--runs", type=Path, default=Path("/tmp/swinir-gpu-runs"))
+    g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a recipe override for all")
+    gc = sub.add_parser("gpu-consider", help="measure the weights a GPU call brought back; ship the better ones")
+    gc.add_argument("folder", type=Path)
     args = p.parse_args(argv)
     ws = Workspace()
     if getattr(args, "threads", None):
@@ -941,6 +1046,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_campaign(args, ws)
     if args.command == "compare":
         return run_compare(args, ws)
+    if args.command == "gpu-prepare":
+        size = prepare_gpu_data(ws, GPU_DATA) + tracked_bytes()
+        print(f"{GPU_DATA.name}/ and the tracked files: {size / 2**20:.1f} MiB of {DEVICE_TREE_LIMIT / 2**20:.0f}")
+        if size > DEVICE_TREE_LIMIT:
+            raise SwinIRError("too much to carry to the device; drop a training folder from gpu_data/")
+        print("device call: run(command='PYTHONUNBUFFERED=1 python3 scripts/campaign.py gpu --out $OUT', "
+              f"carry=['{GPU_DATA.name}'], timeout_s=570); then: python scripts/campaign.py gpu-consider FILES_AT")
+        return 0
+    if args.command == "gpu":
+        return run_gpu(args, ws)
+    if args.command == "gpu-consider":
+        return consider_gpu_results(args.folder, ws)
     if args.command == "consider":
         consider(bundle_named(args.name), args.candidate, ws, min_gain=args.min_gain, note=args.note,
                  full_table=not args.target_rows_only)

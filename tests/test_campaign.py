@@ -8,6 +8,7 @@ the campaign's own code.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import sys
@@ -19,9 +20,11 @@ import pytest
 import torch
 
 from swinir.checkpoints import read_checkpoint, save_safetensors
+from swinir.errors import SwinIRError
 from swinir.evaluation import EvalSettings
 from swinir.training import export_weights, parse_config, train
-from test_training import synthetic_images, tiny_raw
+from swinir.training.config import load_config
+from test_training import TINY_MODEL, synthetic_images, tiny_raw
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -200,3 +203,54 @@ def test_validation_at_the_last_iteration_every_variant_reached() -> None:
               "b": rows([(100, 29.9), (200, 30.1), (250, 30.4)])}
     assert campaign.validation_at_common_iteration(curves) == {"iteration": 200, "values": {"a": 30.2, "b": 30.1}}
     assert campaign.validation_at_common_iteration({"a": rows([(100, 30.0)]), "b": rows([(200, 30.1)])}) is None
+
+
+def _recipe_model_sets() -> list[str]:
+    """Overrides that shrink the colour denoising recipe's network to the tests' tiny one."""
+    model = {**TINY_MODEL, "upscale": 1, "upsampler": ""}
+    return [f"model.{key}={json.dumps(value)}" for key, value in model.items()]
+
+
+def test_the_gpu_data_holds_exactly_the_recipes_training_folders(tmp_path: Path, workspace) -> None:
+    ws, _ = workspace
+    wanted = ["train/BSD200", "train/BSDS500_test200", "train/T91"]  # bundled_color_dn's data.train
+    assert campaign.training_folders(ws.bundles) == wanted
+    with pytest.raises(SwinIRError, match="train/BSD200: missing"):
+        campaign.prepare_gpu_data(ws, tmp_path / "gpu_data")
+    for i, folder in enumerate(wanted):
+        synthetic_images(ws.datasets / folder, count=1, size=16, seed=i)
+    size = campaign.prepare_gpu_data(ws, tmp_path / "gpu_data")
+    copied = sorted(p.relative_to(tmp_path / "gpu_data").as_posix() for p in (tmp_path / "gpu_data").rglob("*.png"))
+    assert copied == [f"{folder}/img00.png" for folder in wanted]
+    assert size == sum((ws.datasets / name).stat().st_size for name in copied)
+    assert not (tmp_path / "gpu_data" / "Tiny").exists()  # validation and measuring folders stay behind
+
+
+def test_a_gpu_call_continues_each_model_and_brings_back_weights_measured_here(tmp_path: Path, workspace) -> None:
+    """The device call's path end to end, on the CPU: continue the shipped weights in a subprocess trainer,
+    export them with their counters into the folder that comes back, then measure them like any candidate."""
+    ws, bundle = workspace
+    synthetic_images(tmp_path / "gpu_data" / "train", count=4, size=32)
+    small = [*_recipe_model_sets(), "data.train=[train]", "data.patch_size=16", "val.folder=null", "log.plot=false"]
+    first = load_config(recipe=bundle.recipe, overrides=[*small, f"data.root={tmp_path / 'gpu_data'}",
+                                                         "data.batch_size=2", "train.iterations=2"])
+    assert train(first, tmp_path / "first") == 0
+    campaign.ship(bundle, export_weights(tmp_path / "first", tmp_path / "first.safetensors", "last"), ws)
+    args = argparse.Namespace(data=tmp_path / "gpu_data", out=tmp_path / "out", minutes=10.0, batch=3, workers=0,
+                              threads=1, device="cpu", runs=tmp_path / "gpu_runs", set=[*small, "train.iterations=5"])
+
+    assert campaign.run_gpu(args, ws) == 0
+
+    _, meta = read_checkpoint(tmp_path / "out" / "tiny-denoise.safetensors")
+    history = json.loads(meta["swinir.history"])
+    assert meta["swinir.iterations"] == "5" and [(h["start"], h["end"]) for h in history] == [(0, 2), (2, 5)]
+    assert [(h["batch_size"], h["device"]) for h in history] == [(2, "cpu"), (3, "cpu")]
+    summary = json.loads((tmp_path / "out" / "gpu_summary.json").read_text())
+    assert summary["device"] == "cpu" and summary["batch"] == 3
+    assert {k: v for k, v in summary["models"]["tiny-denoise"].items() if k != "seconds"} == {
+        "start": 2, "exit": 0, "end": 5}
+    assert "--device cpu" in (tmp_path / "out" / "gpu_train.log").read_text()
+
+    assert campaign.consider_gpu_results(tmp_path / "out", ws) == 0
+    ledger = json.loads(ws.manifest.read_text())["models"][0]["ledger"]
+    assert ledger[-1]["iterations"] == 5 and ledger[-1]["note"].startswith("GPU segment (cpu, batch 3")

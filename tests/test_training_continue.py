@@ -70,6 +70,7 @@ def test_continuing_exported_weights_carries_their_counters_on(data_root: Path, 
     assert meta["swinir.iterations"] == "10"
     history = json.loads(meta["swinir.history"])
     assert [(h["start"], h["end"]) for h in history] == [(0, 6), (6, 10)]
+    assert [h["device"] for h in history] == ["cpu", "cpu"]  # a GPU segment says "cuda: <its name>"
     assert float(meta["swinir.train_hours"]) >= float(meta0["swinir.train_hours"])
     assert float(meta["swinir.train_hours"]) == pytest.approx(sum(h["hours"] for h in history), abs=2e-3)
     assert float(meta["swinir.cpu_hours"]) == pytest.approx(sum(h["cpu_hours"] for h in history), abs=2e-3)

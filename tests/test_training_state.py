@@ -25,7 +25,7 @@ TOP_KEYS = {"format", "iteration", "config", "params", "params_ema", "optimizer"
             "versions"}
 DATA_KEYS = {"seed", "next_iteration", "global_batch", "images", "files_digest"}
 PROGRESS_KEYS = {"elapsed", "world_size", "best_psnr", "best_iteration", "last_psnr", "segment_start",
-                 "segment_elapsed", "cpu_seconds", "segment_cpu", "history"}
+                 "segment_elapsed", "cpu_seconds", "segment_cpu", "history", "device"}
 
 
 def format_1_checkpoint(src: dict[str, Any]) -> dict[str, Any]:

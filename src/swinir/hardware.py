@@ -67,6 +67,14 @@ def machine_summary() -> str:
     return f"{cpu_model_name()} ({simd_summary()}), {len(os.sched_getaffinity(0))} CPUs"
 
 
+def device_summary(device: torch.device) -> str:
+    """What trains or runs on ``device``, for records: ``cpu`` (the CPU is in :func:`machine_summary`), or
+    ``cuda: <the GPU's name>``."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return device.type
+
+
 def machine_line() -> str:
     """One line naming the CPU, its relevant SIMD extensions, cores, RAM, torch and the date."""
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

@@ -31,13 +31,15 @@ class Lineage:
     history: tuple[dict[str, Any], ...]
 
 
-def segment_record(config: RunConfig, start: int, end: int, hours: float, cpu_hours: float) -> dict[str, Any]:
-    """One training segment of a model's history: where it ran, how long, and the recipe's levers."""
+def segment_record(config: RunConfig, start: int, end: int, hours: float, cpu_hours: float,
+                   device: str = "cpu") -> dict[str, Any]:
+    """One training segment of a model's history: where it ran (the CPU, and ``device``: ``cpu`` or
+    ``cuda: <GPU name>``), how long, and the recipe's levers."""
     tr, data = config.train, config.data
     return {
         "start": start, "end": end, "hours": round(hours, 3), "cpu_hours": round(cpu_hours, 3),
         "date": date.today().isoformat(),
-        "machine": machine_summary(), "threads": tr.threads or torch.get_num_threads(),
+        "machine": machine_summary(), "device": device, "threads": tr.threads or torch.get_num_threads(),
         "lr": tr.lr, "schedule": tr.schedule, "warmup": tr.warmup, "drop_path_rate": tr.drop_path_rate,
         "batch_size": data.batch_size, "patch_size": data.patch_size, "precision": tr.precision,
     }

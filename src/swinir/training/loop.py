@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from ..errors import SwinIRError
 from ..fileio import write_bytes_atomic
+from ..hardware import device_summary
 from .config import RunConfig
 from .data import TrainDataset, load_validation, make_loader
 from .distributed import (
@@ -263,6 +264,7 @@ class Trainer:
         loader = make_loader(self.dataset, progress.iteration, total, rank=self.dist.rank,
                              world_size=self.dist.world_size, num_workers=cfg.data.num_workers,
                              pin_memory=self.device.type == "cuda")
+        progress.device = device_summary(self.device)
         progress.start_clock()
         last_save = time.monotonic()
         window: dict[str, list[float]] = {}

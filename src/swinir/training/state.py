@@ -20,7 +20,7 @@ dict of tensors and plain values only, so it loads with ``torch.load(weights_onl
                               seconds), ``world_size``, ``best_psnr``/``best_iteration``, ``last_psnr``,
                               ``segment_start`` with ``segment_elapsed``/``segment_cpu`` (where the
                               optimiser's segment began), ``history`` (the segments before it,
-                              ``train.continue_from``)
+                              ``train.continue_from``), ``device`` (where the segment trains)
 ``versions``                  ``swinir``, ``torch``
 ``discriminator``,            the GAN stage only: the U-Net discriminator, its Adam and GradScaler
 ``optimizer_d``,
@@ -86,6 +86,7 @@ class Progress:
     segment_start: int = 0  # the iteration where the current optimiser state began (warm-up, history)
     segment_elapsed: float = 0.0  # elapsed seconds at that point
     segment_cpu: float = 0.0  # CPU seconds at that point
+    device: str = "cpu"  # where the current segment trains (hardware.device_summary), for its history record
     history: list[dict[str, Any]] = field(default_factory=list)  # the lineage's earlier segments
     best: tuple[float, int] | None = None  # (validation PSNR, iteration)
     last_val: dict[str, float] = field(default_factory=dict)  # the latest validation scores (psnr is saved)
@@ -106,7 +107,7 @@ class Progress:
         """Every training segment of the current weights, this run's (up to now) last."""
         return [*self.history, segment_record(config, self.segment_start, self.iteration,
                                               (self.seconds() - self.segment_elapsed) / 3600,
-                                              (self.cpu() - self.segment_cpu) / 3600)]
+                                              (self.cpu() - self.segment_cpu) / 3600, self.device)]
 
     def record_validation(self, scores: Mapping[str, float]) -> bool:
         """Keep the latest scores; returns whether their PSNR is the best so far (then it becomes the best)."""
@@ -123,7 +124,7 @@ class Progress:
                 "best_iteration": self.best[1] if self.best else None,
                 "last_psnr": self.last_val.get("psnr"), "segment_start": self.segment_start,
                 "segment_elapsed": self.segment_elapsed, "cpu_seconds": self.cpu(),
-                "segment_cpu": self.segment_cpu, "history": self.history}
+                "segment_cpu": self.segment_cpu, "history": self.history, "device": self.device}
 
     @classmethod
     def from_dict(cls, progress: Mapping[str, Any], iteration: int) -> Progress:
@@ -135,7 +136,7 @@ class Progress:
                    segment_start=int(progress.get("segment_start", 0)),
                    segment_elapsed=float(progress.get("segment_elapsed", 0.0)),
                    segment_cpu=float(progress.get("segment_cpu", 0.0)),
-                   history=list(progress.get("history", [])),
+                   history=list(progress.get("history", [])), device=str(progress.get("device", "cpu")),
                    best=(float(best), int(progress["best_iteration"])) if best is not None else None,
                    last_val={"psnr": float(last)} if last is not None else {})
 
