@@ -436,16 +436,21 @@ def _continues_shipped(run_dir: Path, shipped: Path) -> bool:
     return continues_it or exported_from_it
 
 
-def train_command(bundle: Bundle, run_dir: Path, ws: Workspace, threads: int, overrides: Sequence[str] = ()
-                  ) -> list[str]:
+def train_command(bundle: Bundle, run_dir: Path, ws: Workspace, threads: int, overrides: Sequence[str] = (),
+                  *, from_scratch: bool = False) -> list[str]:
     """The ``swinir train`` command of the next slice: resume this machine's run when it is ahead of the
-    shipped weights and still has the recipe's config; else continue the shipped weights in a fresh run."""
+    shipped weights and still has the recipe's config; else continue the shipped weights in a fresh run
+    (or, ``from_scratch``, start the recipe from random weights: for variants whose shapes differ)."""
     from swinir.training.config import load_config
     from swinir.training.state import check_resumable, latest_checkpoint, run_config
 
     base = [sys.executable, "-m", "swinir.training"]
     runtime = [f"train.threads={threads}", "data.num_workers=0", "log.progress=false"]
     sets = [*runtime, f"data.root={ws.datasets}", *overrides]
+    if from_scratch:
+        if run_dir.exists():
+            raise SwinIRError(f"{run_dir} exists; a from-scratch variant starts in a new folder")
+        return [*base, "--recipe", bundle.recipe, "--out", str(run_dir), *(a for s in sets for a in ("--set", s))]
     if _continues_shipped(run_dir, ws.shipped(bundle)):
         _, state = latest_checkpoint(run_dir)
         start = run_dir / "start.safetensors"
@@ -699,7 +704,11 @@ def consider_gpu_results(folder: Path, ws: Workspace) -> int:
 
 def run_compare(args: argparse.Namespace, ws: Workspace) -> int:
     """Train each variant for the same CPU minutes from the shipped weights, measure, plot, record; the best
-    candidate then goes through :func:`consider` like any other (on the target rows; `complete` fills the rest)."""
+    candidate then goes through :func:`consider` like any other (on the target rows; `complete` fills the rest).
+
+    With ``--from-scratch`` every variant starts from random weights instead (to compare model widths, whose
+    shapes the shipped file cannot seed); nothing is shipped then, since such a short run cannot compete with
+    the shipped model: the comparison says which start learns faster per CPU minute, and is recorded as such."""
     from swinir.training.monitor import plot_curves
     from swinir.training.state import export_weights
 
@@ -714,7 +723,7 @@ def run_compare(args: argparse.Namespace, ws: Workspace) -> int:
     folder = args.runs / f"compare-{bundle.name}-{stamp}"
     folder.mkdir(parents=True)
     _, shipped_meta = read_checkpoint(ws.shipped(bundle))
-    start_iterations = int(shipped_meta["swinir.iterations"])
+    start_iterations = 0 if args.from_scratch else int(shipped_meta["swinir.iterations"])
     results: dict[str, dict[str, Any]] = {}
     pending = list(variants)
     lock = threading.Lock()
@@ -727,7 +736,8 @@ def run_compare(args: argparse.Namespace, ws: Workspace) -> int:
                     return
                 label, sets = pending.pop(0)
             run_dir = folder / label
-            command = train_command(bundle, run_dir, ws, threads, [*sets, f"val.every={args.val_every}"])
+            command = train_command(bundle, run_dir, ws, threads, [*sets, f"val.every={args.val_every}"],
+                                    from_scratch=args.from_scratch)
             train_slice(command, folder / f"{label}.log", core, args.minutes * 60 * threads, math.inf, stop)
             if _latest_iteration(run_dir) < 0:
                 continue
@@ -768,10 +778,14 @@ def run_compare(args: argparse.Namespace, ws: Workspace) -> int:
             "variants": [{"label": k, **{f: v[f] for f in ("overrides", "iterations", "values", "score")}}
                          for k, v in results.items()],
             "validation_at": validation_at_common_iteration({k: v["curve"] for k, v in results.items()}),
+            **({"from_scratch": True} if args.from_scratch else {}),
             **({"note": args.note} if args.note else {}),
         })
     for label, res in sorted(results.items(), key=lambda kv: -kv[1]["score"]):
         print(f"{label:24s} {res['score']:.4f} dB  +{res['iterations']} it  {'; '.join(res['overrides'])}")
+    if args.from_scratch:
+        write_docs(ws)
+        return 0
     # the other rows wait for `complete`, as in a campaign: measuring them here would double the comparison's time
     consider(bundle, Path(results[winner]["candidate"]), ws, full_table=False, note=f"comparison winner {winner}")
     return 0
@@ -953,8 +967,10 @@ def card_text(entries: dict[str, Any], ws: Workspace) -> str:
                              f"{row['score']:.3f} | {'yes' if row['shipped'] else 'no'} | {row['machine']} |")
             lines += ["", f"![{b.name} campaign curve]({_curve_image(b)})", ""]
         for c in e.get("comparisons", []):
-            lines += [f"Recipe comparison, {c['date']}: {c['cpu_minutes']} CPU-minutes per variant from iteration "
-                      f"{c['start_iterations']:,} of the shipped weights ({c['machine']}); winner `{c['winner']}`.", "",
+            start = ("from random weights (nothing shipped from it)" if c.get("from_scratch") else
+                     f"from iteration {c['start_iterations']:,} of the shipped weights")
+            lines += [f"Recipe comparison, {c['date']}: {c['cpu_minutes']} CPU-minutes per variant {start} "
+                      f"({c['machine']}); winner `{c['winner']}`.", "",
                       "| variant | changes | iterations | score (dB) | validation at the same iteration (dB) |",
                       "|---|---|---:|---:|---:|"]
             common = c.get("validation_at") or {"iteration": None, "values": {}}
@@ -999,6 +1015,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--val-every", type=int, default=100)
     c.add_argument("--runs", type=Path, default=ROOT.parent / "runs" / "campaign")
     c.add_argument("--note", default="", help="a remark printed under the comparison on the model card")
+    c.add_argument("--from-scratch", action="store_true",
+                   help="start every variant from random weights (e.g. another width); ships nothing")
     k = sub.add_parser("consider", help="measure a candidate and ship it if it is better")
     k.add_argument("name")
     k.add_argument("candidate", type=Path)

@@ -254,3 +254,33 @@ def test_a_gpu_call_continues_each_model_and_brings_back_weights_measured_here(t
     assert campaign.consider_gpu_results(tmp_path / "out", ws) == 0
     ledger = json.loads(ws.manifest.read_text())["models"][0]["ledger"]
     assert ledger[-1]["iterations"] == 5 and ledger[-1]["note"].startswith("GPU segment (cpu, batch 3")
+
+
+def test_a_from_scratch_comparison_trains_each_width_from_random_weights_and_ships_nothing(
+        tmp_path: Path, workspace, monkeypatch) -> None:
+    """Widths the shipped file cannot seed: both variants start at iteration 0, the comparison is recorded on
+    the card as from random weights, and the shipped file stays what it was."""
+    ws, bundle = workspace
+    synthetic_images(ws.datasets / "train", count=4, size=32)
+    small = [*_recipe_model_sets(), "data.train=[train]", "data.patch_size=16", "data.batch_size=2",
+             "val.folder=null", "log.plot=false", "train.iterations=3"]
+    first = load_config(recipe=bundle.recipe, overrides=[*small, f"data.root={ws.datasets}"])
+    assert train(first, tmp_path / "first") == 0
+    campaign.ship(bundle, export_weights(tmp_path / "first", tmp_path / "first.safetensors", "last"), ws)
+    before = ws.shipped(bundle).read_bytes()
+    # the scorer runs in a child with the real workspace; here it measures in process with the test's
+    monkeypatch.setattr(campaign, "score_in_process", lambda b, weights, *a: campaign.measure_rows(
+        weights, b, b.target_rows, ws))
+    args = argparse.Namespace(name=bundle.name, minutes=10.0, parallel=1, val_every=100, runs=tmp_path / "runs",
+                              note="", from_scratch=True,
+                              variant=[f"narrow={';'.join(small)}", f"wide={';'.join(small)};model.embed_dim=24"])
+
+    assert campaign.run_compare(args, ws) == 0
+
+    record = json.loads(ws.manifest.read_text())["models"][0]["comparisons"][-1]
+    assert record["from_scratch"] is True and record["start_iterations"] == 0
+    assert {v["label"]: v["iterations"] for v in record["variants"]} == {"narrow": 3, "wide": 3}
+    wide = read_checkpoint(tmp_path / "runs" / next((tmp_path / "runs").iterdir()).name / "wide.safetensors")[0]
+    assert wide["conv_first.weight"].shape[0] == 24  # the variant's own width, not the shipped one's
+    assert ws.shipped(bundle).read_bytes() == before
+    assert "from random weights (nothing shipped from it)" in ws.report.read_text()
