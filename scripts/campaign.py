@@ -9,6 +9,7 @@ model cards.
 
     python scripts/campaign.py run --hours 2 [--parallel 2] [--slice-minutes 60] [--only NAME] [--runs DIR]
     python scripts/campaign.py compare NAME --minutes 30 --variant LABEL=KEY=VALUE[;KEY=VALUE] [--variant ...]
+                                   [--from-scratch]   # variants from random weights (another width)
     python scripts/campaign.py consider NAME CANDIDATE.safetensors   # measure; ship if better
     python scripts/campaign.py measure [NAME ...]                    # (re)measure the shipped models
     python scripts/campaign.py complete [NAME ...]                   # measure only the rows not yet measured
