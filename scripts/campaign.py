@@ -37,7 +37,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -487,15 +487,10 @@ class Stop:
 def train_slice(command: list[str], log_path: Path, core: int | None, cpu_seconds: float, deadline: float,
                 stop: Stop) -> int:
     """Run one trainer until it used ``cpu_seconds`` of CPU (or the deadline / a stop), then SIGTERM it."""
-    def pin() -> None:
-        os.setpgrp()  # the campaign's signals reach the trainer only through this function
-        if core is not None:
-            os.sched_setaffinity(0, {core})
-
     with open(log_path, "a") as log:
         log.write(f"\n# {datetime.now():%Y-%m-%d %H:%M} {' '.join(command)}\n")
         log.flush()
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_pinned_to(core))
         while proc.poll() is None:
             try:
                 used = process_cpu_seconds(proc.pid)
@@ -508,34 +503,35 @@ def train_slice(command: list[str], log_path: Path, core: int | None, cpu_second
         return proc.wait()
 
 
-def consider_in_process(bundle: Bundle, candidate: Path, core: int | None, threads: int, log_path: Path,
-                        note: str) -> int:
-    """``consider`` in a child pinned to the lane's core, so two lanes never share one."""
+def _pinned_to(core: int | None) -> Callable[[], None]:
+    """A child's first act: its own process group (the campaign's signals reach it only as the campaign
+    decides) and, in a lane, that lane's core, so two lanes never share one."""
     def pin() -> None:
         os.setpgrp()
         if core is not None:
             os.sched_setaffinity(0, {core})
+    return pin
 
+
+def _call_self(arguments: list[str], core: int | None, threads: int, log_path: Path) -> int:
+    """Run one of this script's own commands in a child pinned to the lane's core, its output appended to the log."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    command = [sys.executable, str(Path(__file__).resolve()), *arguments, "--threads", str(threads)]
     with open(log_path, "a") as log:
-        command = [sys.executable, str(Path(__file__).resolve()), "consider", bundle.name, str(candidate),
-                   "--threads", str(threads), "--note", note, "--target-rows-only"]
-        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin, env=env)
+        return subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_pinned_to(core), env=env)
+
+
+def consider_in_process(bundle: Bundle, candidate: Path, core: int | None, threads: int, log_path: Path,
+                        note: str) -> int:
+    """``consider`` in a child pinned to the lane's core."""
+    return _call_self(["consider", bundle.name, str(candidate), "--note", note, "--target-rows-only"],
+                      core, threads, log_path)
 
 
 def score_in_process(bundle: Bundle, weights: Path, core: int | None, threads: int, out: Path,
                      log_path: Path) -> dict[str, dict[str, float]]:
     """The target rows of ``weights``, measured in a child pinned to the lane's core."""
-    def pin() -> None:
-        os.setpgrp()
-        if core is not None:
-            os.sched_setaffinity(0, {core})
-
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    with open(log_path, "a") as log:
-        command = [sys.executable, str(Path(__file__).resolve()), "score", bundle.name, str(weights),
-                   "--threads", str(threads), "--out", str(out)]
-        subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin, env=env)
+    _call_self(["score", bundle.name, str(weights), "--out", str(out)], core, threads, log_path)
     return json.loads(out.read_text()) if out.is_file() else {}
 
 
