@@ -369,3 +369,12 @@ def test_ddp_on_two_gloo_processes_matches_one_process_with_the_same_global_batc
     assert [it for it, _ in list_checkpoints(tmp_path / "two")] == [2, 4]  # rank 0 wrote them
     assert load_checkpoint(tmp_path / "two" / "checkpoints" / "iter_00000004.pt")["progress"]["world_size"] == 2
 
+
+
+def test_curve_ticks_stay_distinct_on_a_narrow_range() -> None:
+    from swinir.training.monitor import tick_labels
+
+    # a recipe comparison spanning 30.41-30.45 dB: two decimals would print 30.44 twice
+    assert tick_labels(30.41, 30.45, 6) == ["30.410", "30.418", "30.426", "30.434", "30.442", "30.450"]
+    assert tick_labels(20.0, 35.0, 6) == ["20.00", "23.00", "26.00", "29.00", "32.00", "35.00"]
+    assert tick_labels(-2.0, 0.0, 3, log_y=True) == ["0.01", "0.1", "1"]

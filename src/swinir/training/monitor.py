@@ -209,6 +209,17 @@ def plot_curves(path: Path, curves: Mapping[str, Sequence[tuple[float, float]]],
     write_bytes_atomic(path, buffer.getvalue())
 
 
+def tick_labels(lo: float, hi: float, count: int, *, log_y: bool = False) -> list[str]:
+    """Labels of ``count`` evenly spaced ticks from ``lo`` to ``hi`` (log10 units when ``log_y``), with enough
+    decimals that neighbours differ: a comparison whose curves span 0.03 dB needs three, not the usual two."""
+    values = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+    if log_y:
+        return [f"{10**v:.3g}" for v in values]
+    step = (hi - lo) / (count - 1)
+    decimals = max(2, math.ceil(-math.log10(step))) if step > 0 else 2
+    return [f"{v:.{decimals}f}" for v in values]
+
+
 def _panel(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, box: tuple[int, int, int, int],
            series: list[tuple[list[tuple[float, float]], tuple[int, int, int], str]], x_max: float, label: str,
            *, log_y: bool, reference: float | None = None, reference_label: str = "baseline") -> None:
@@ -232,11 +243,9 @@ def _panel(draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont, box: tuple[int,
     def xy(x: float, y: float) -> tuple[float, float]:
         return (left + (right - left) * x / x_max, bottom - (bottom - top) * (transform(y) - lo) / (hi - lo))
 
-    for i in range(6):
-        value = lo + (hi - lo) * i / 5
+    for i, text in enumerate(tick_labels(lo, hi, 6, log_y=log_y)):
         y = bottom - (bottom - top) * i / 5
         draw.line((left - 4, y, left, y), fill="black")
-        text = f"{10**value:.3g}" if log_y else f"{value:.2f}"
         draw.text((4, y - 6), text, fill="black", font=font)
         x_value = x_max * i / 5
         x = left + (right - left) * i / 5
