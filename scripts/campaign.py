@@ -8,6 +8,7 @@ file only when it measures better on the target rows; every measurement is logge
 model cards.
 
     python scripts/campaign.py run --hours 2 [--parallel 2] [--slice-minutes 60] [--only NAME] [--runs DIR]
+                                   [--past-targets]   # models at their targets too, after the others
     python scripts/campaign.py compare NAME --minutes 30 --variant LABEL=KEY=VALUE[;KEY=VALUE] [--variant ...]
                                    [--from-scratch]   # variants from random weights (another width)
     python scripts/campaign.py consider NAME CANDIDATE.safetensors   # measure; ship if better
@@ -16,11 +17,11 @@ model cards.
     python scripts/campaign.py report                                # models.json, model cards, README table
     python scripts/campaign.py gpu-prepare | gpu --out DIR | gpu-consider DIR   # a lent GPU (see ``run_gpu``)
 
-``run`` trains the models in rounds, the largest gap to its target first, one model per CPU core
-(``--parallel``, each process pinned to its core with one thread). Slices are counted in CPU time of the
-training process, so pausing the campaign (``kill -STOP``/``-CONT`` on its process group) or a busy machine
-does not shorten them. Stop it any time (Ctrl-C or SIGTERM): the trainers checkpoint, and the next ``run``
-resumes them.
+``run`` trains the models in rounds, the largest gap to its target first (those at target only with
+``--past-targets``, the smallest surplus first), one model per CPU core (``--parallel``, each process
+pinned to its core with one thread). Slices are counted in CPU time of the training process, so pausing
+the campaign (``kill -STOP``/``-CONT`` on its process group) or a busy machine does not shorten them.
+Stop it any time (Ctrl-C or SIGTERM): the trainers checkpoint, and the next ``run`` resumes them.
 """
 
 from __future__ import annotations
@@ -258,6 +259,13 @@ def gap(values: dict[str, dict[str, float]], bundle: Bundle) -> float:
     if any(r.label not in values for r in rows):
         return math.inf
     return max(r.target - values[r.label][r.keys[0]] for r in rows)  # type: ignore[operator]
+
+
+def training_order(bundles: Sequence[Bundle], entries: dict[str, Any], *, past_targets: bool = False) -> list[Bundle]:
+    """The models to train next, the largest gap to its targets first. Models that meet every target are left
+    out, unless ``past_targets``: then they follow, the smallest surplus first (quality users see keeps rising)."""
+    gaps = {b.name: gap(model_values(entries.get(b.name)), b) for b in bundles}
+    return sorted((b for b in bundles if past_targets or gaps[b.name] > 0), key=lambda b: -gaps[b.name])
 
 
 def model_values(entry: dict[str, Any] | None) -> dict[str, dict[str, float]]:
@@ -555,9 +563,7 @@ def run_campaign(args: argparse.Namespace, ws: Workspace) -> int:
     def next_bundle() -> Bundle | None:
         with lock:
             if not queue:
-                entries = read_manifest(ws)
-                todo = [b for b in chosen if gap(model_values(entries.get(b.name)), b) > 0]
-                queue.extend(sorted(todo, key=lambda b: -gap(model_values(entries.get(b.name)), b)))
+                queue.extend(training_order(chosen, read_manifest(ws), past_targets=args.past_targets))
             for b in list(queue):
                 if b.name not in busy:
                     queue.remove(b)
@@ -650,8 +656,7 @@ def run_gpu(args: argparse.Namespace, ws: Workspace) -> int:
     stop = Stop()
     stop.install()
     ws = replace(ws, datasets=args.data.resolve())
-    entries = read_manifest(ws)
-    order = sorted(ws.bundles, key=lambda b: -gap(model_values(entries.get(b.name)), b))
+    order = training_order(ws.bundles, read_manifest(ws), past_targets=True)
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "gpu_train.log"
     summary: dict[str, Any] = {"device": device_summary(torch.device(args.device)), "machine": machine_summary(),
@@ -1002,6 +1007,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--parallel", type=int, default=len(os.sched_getaffinity(0)), help="models trained at once")
     r.add_argument("--slice-minutes", type=float, default=60.0, help="CPU-minutes per core of one slice")
     r.add_argument("--only", action="append", help="train only these models (repeatable)")
+    r.add_argument("--past-targets", action="store_true",
+                   help="also train the models that meet their targets (after those that do not)")
     r.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE",
                    help="a config override for one model's runs, e.g. swinir-s-sr-x2:train.lr=5e-4")
     c = sub.add_parser("compare", help="recipe variants from the same start, equal CPU time")

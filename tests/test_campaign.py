@@ -284,3 +284,21 @@ def test_a_from_scratch_comparison_trains_each_width_from_random_weights_and_shi
     assert wide["conv_first.weight"].shape[0] == 24  # the variant's own width, not the shipped one's
     assert ws.shipped(bundle).read_bytes() == before
     assert "from random weights (nothing shipped from it)" in ws.report.read_text()
+
+
+def test_training_order_leaves_models_at_target_out_unless_asked() -> None:
+    x2, x4 = campaign.bundle_named("swinir-s-sr-x2"), campaign.bundle_named("swinir-s-sr-x4")
+    dn, car = campaign.bundle_named("swinir-c-denoise"), campaign.bundle_named("swinir-c-jpeg")
+
+    def entry(**rows: float) -> dict:
+        return {"quality": {label.replace("_", " "): {"model": {"psnr_y": v, "psnr": v}} for label, v in rows.items()}}
+
+    entries = {  # x2: 0.2 dB above both targets; x4: 0.05 above; denoise 0.3 short (Kodak24); JPEG 0.1 short
+        x2.name: entry(Set5_x2=37.2, Set14_x2=32.8), x4.name: entry(Set5_x4=30.75, Set14_x4=27.65),
+        dn.name: entry(McMaster_sigma_25=31.6, Kodak24_sigma_25=31.7), car.name: entry(LIVE1_q10=26.9),
+    }
+    bundles = [x2, x4, dn, car]
+    assert [b.name for b in campaign.training_order(bundles, entries)] == [dn.name, car.name]
+    assert [b.name for b in campaign.training_order(bundles, entries, past_targets=True)] == [
+        dn.name, car.name, x4.name, x2.name]
+    assert set(campaign.training_order(bundles, {})) == set(bundles)  # nothing measured: every model is due
