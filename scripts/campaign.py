@@ -20,7 +20,8 @@ model cards.
 ``run`` trains the models in rounds, the largest gap to its target first (those at target only with
 ``--past-targets``, the smallest surplus first), one model per CPU core (``--parallel``, each process
 pinned to its core with one thread). Slices are counted in CPU time of the training process, so pausing
-the campaign (``kill -STOP``/``-CONT`` on its process group) or a busy machine does not shorten them.
+the campaign or a busy machine does not shorten them. Each trainer runs in its own process group, so pause
+them all by name: ``pkill -STOP -f 'swinir.training|campaign.py'`` (``-CONT`` to continue).
 Stop it any time (Ctrl-C or SIGTERM): the trainers checkpoint, and the next ``run`` resumes them.
 """
 
@@ -894,7 +895,7 @@ def readme_table(entries: dict[str, Any], ws: Workspace) -> str:
         measured = ", ".join(f"{r.label} {q[r.label]['model'][r.keys[0]]:.2f}" for r in shown if r.label in q)
         base = ", ".join(f"{q[r.label][b.baseline][r.keys[0]]:.2f}" for r in shown if r.label in q)
         measured = measured or "not measured yet"
-        target = ", ".join(f"{r.target:g}" for r in shown if r.target is not None)
+        target = ", ".join("-" if r.target is None else f"{r.target:g}" for r in shown)  # one per row shown
         paper = ", ".join(r.paper.split(" ")[0] for r in shown)
         task = f"SR x{b.scale}" if b.task == "sr" else b.task
         lines.append(f"| `{b.name}` | {task} | {size:.1f} MB | {e['training']['iterations']:,} | {measured} | "

@@ -195,6 +195,21 @@ def test_the_card_shows_the_campaign_curve_and_complete_measures_only_missing_ro
     assert "(images/campaign_tiny-denoise.png)" in card and image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_readme_table_gives_each_shown_row_its_own_target_column_entry(workspace) -> None:
+    ws, bundle = workspace
+    reported = campaign.Row("Tiny sigma 50", EvalSettings(task="color_dn", sigma=50), "Tiny", None, ("psnr",))
+    bundle = campaign.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, reported),
+                             "identity")
+    ws = campaign.Workspace(weights_dir=ws.weights_dir, report=ws.report, readme=None, datasets=ws.datasets,
+                            bundles=(bundle,))
+    quality = {"Tiny sigma 25": {"model": {"psnr": 61.0}, "identity": {"psnr": 20.0}},
+               "Tiny sigma 50": {"model": {"psnr": 55.0}, "identity": {"psnr": 14.0}}}
+    table = campaign.readme_table({bundle.name: {"quality": quality, "training": {"iterations": 1200}}}, ws)
+    row = table.splitlines()[2].split(" | ")
+    # measured, baseline, target, paper: two entries each, in the same order (the second row has no target)
+    assert row[4:] == ["Tiny sigma 25 61.00, Tiny sigma 50 55.00", "identity 20.00, 14.00", "60, -", "-, - |"]
+
+
 def test_validation_at_the_last_iteration_every_variant_reached() -> None:
     def rows(points):
         return [{"iteration": float(i), "minutes": 0.0, "val_psnr": v} for i, v in points]
