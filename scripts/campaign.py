@@ -4,8 +4,8 @@ Every session adds to the same four models. Training continues from the *shipped
 records iterations, hours and history, so the counters add up across sessions and machines) unless a run
 folder of this machine is already further along, which is then resumed exactly. After each slice of
 training the candidate is measured with the evaluation protocol of ``swinir eval`` and replaces the shipped
-file only when it measures better on the target rows; every measurement is logged in the manifest and the
-model cards.
+file only when it measures better on the target rows (see ``ships``); every measurement is logged in the
+manifest and the model cards.
 
     python scripts/campaign.py run --hours 2 [--parallel 2] [--slice-minutes 60] [--only NAME] [--runs DIR]
                                    [--past-targets]   # models at their targets too, after the others
@@ -322,18 +322,28 @@ def _ordered_quality(quality: dict[str, Any], bundle: Bundle) -> dict[str, Any]:
     return {r.label: quality[r.label] for r in bundle.rows if r.label in quality}
 
 
+def ships(candidate: dict[str, dict[str, float]], shipped: dict[str, dict[str, float]], bundle: Bundle,
+          min_gain: float = 0.0) -> bool:
+    """Whether a candidate replaces the shipped model: its score is higher by more than ``min_gain`` dB, and it
+    meets every target if the shipped model does (a gain on one set never buys a miss on another)."""
+    cand_score, shipped_score = score(candidate, bundle), score(shipped, bundle)
+    assert cand_score is not None and shipped_score is not None
+    if gap(shipped, bundle) <= 0 < gap(candidate, bundle):
+        return False
+    return cand_score > shipped_score + min_gain
+
+
 def consider(bundle: Bundle, candidate: Path, ws: Workspace, *, min_gain: float = 0.0,
              full_table: bool = True, note: str = "") -> Decision:
-    """Measure ``candidate`` on the target rows; ship it when its score beats the shipped model's by more
-    than ``min_gain`` dB, and then measure its other rows too (``full_table``; otherwise they are left for
-    :func:`complete_tables`, so that a campaign spends its time training). Either way the measurement is
-    logged in the ledger."""
+    """Measure ``candidate`` on the target rows; ship it when :func:`ships` says so, and then measure its other
+    rows too (``full_table``; otherwise they are left for :func:`complete_tables`, so that a campaign spends its
+    time training). Either way the measurement is logged in the ledger."""
     shipped_values = ensure_shipped_measured(bundle, ws)
     shipped_score = score(shipped_values, bundle) if ws.shipped(bundle).is_file() else None
     values = measure_rows(candidate, bundle, bundle.target_rows, ws)
     cand_score = score(values, bundle)
     assert cand_score is not None
-    better = shipped_score is None or cand_score > shipped_score + min_gain
+    better = not ws.shipped(bundle).is_file() or ships(values, shipped_values, bundle, min_gain)
     _, meta = read_checkpoint(candidate)
     if better and full_table:
         rest = [r for r in bundle.rows if r.target is None]

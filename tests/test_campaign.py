@@ -125,6 +125,21 @@ def test_a_better_candidate_is_shipped_with_its_counters(tmp_path: Path, workspa
     assert "## tiny-denoise" in card and "160 iterations" in card.replace(",", "")
 
 
+def test_a_candidate_that_misses_a_target_the_shipped_model_meets_is_not_shipped() -> None:
+    x2 = campaign.bundle_named("swinir-s-sr-x2")  # targets: Set5 x2 >= 37.0, Set14 x2 >= 32.6
+
+    def values(set5: float, set14: float) -> dict[str, dict[str, float]]:
+        return {"Set5 x2": {"psnr_y": set5}, "Set14 x2": {"psnr_y": set14}}
+
+    shipped = values(37.03, 32.65)
+    assert not campaign.ships(values(36.99, 32.80), shipped, x2)  # mean +0.055 dB, but Set5 falls below 37.0
+    assert campaign.ships(values(37.00, 32.70), shipped, x2)  # mean +0.01 dB, every target still met
+    assert not campaign.ships(values(37.00, 32.70), shipped, x2, min_gain=0.02)
+    below = values(36.90, 32.50)  # a shipped model below its targets: the mean alone decides
+    assert campaign.ships(values(36.95, 32.48), below, x2)
+    assert not campaign.ships(values(36.80, 32.55), below, x2)
+
+
 def test_gap_orders_models_by_their_shortfall() -> None:
     x2, x4 = campaign.bundle_named("swinir-s-sr-x2"), campaign.bundle_named("swinir-s-sr-x4")
     values = {"Set5 x2": {"psnr_y": 36.0}, "Set14 x2": {"psnr_y": 32.5}}
