@@ -114,3 +114,21 @@ def test_auto_precision_keeps_the_bundled_models_psnr(model: str, tmp_path: Path
     # bf16 may not cost more than 0.02 dB; the models are trained under bf16 autocast, and the x2 model scores
     # 0.021 dB *higher* in bf16 (Set5, 2026-12-02), so a gain is bounded separately and more loosely
     assert -0.02 <= auto - fp32 <= 0.05, f"{weights.name}: bf16 {auto:.3f} dB vs fp32 {fp32:.3f} dB"
+
+
+def test_with_no_task_the_photo_model_serves_and_other_scales_fall_back_to_bicubic_sr(monkeypatch) -> None:
+    import swinir.bundled as bundled
+
+    def made(name: str, task: str, scale: int) -> bundled.BundledModel:
+        return bundled.BundledModel(name=name, task=task, scale=scale, file=f"{name}.safetensors", description="")
+
+    shipped = [made("dn", "denoise", 1), made("sr2", "sr", 2), made("sr4", "sr", 4), made("photo4", "photo", 4)]
+    monkeypatch.setattr(bundled, "bundled_models", lambda: shipped)
+    assert bundled_model().name == "photo4"  # a new user's photo: the photo model
+    assert bundled_model(None, 4).name == "photo4"
+    assert bundled_model(None, 2).name == "sr2"  # no photo x2: the bicubic x2 model
+    assert bundled_model("sr").name == "sr4" and bundled_model("bicubic", 2).name == "sr2"
+    assert bundled_model("real").name == "photo4" and bundled_model("denoise", 4).name == "dn"
+    assert made("photo4", "photo", 4).label == "photo x4" and made("dn", "denoise", 1).label == "denoise"
+    with pytest.raises(swinir.SwinIRError, match=r"no bundled model for task photo x2 \(bundled: denoise, sr x2"):
+        bundled_model("photo", 2)

@@ -13,6 +13,7 @@ import torch
 from conftest import shared_path
 from swinir.degradations import (
     DegradationStage,
+    PhotoDegradationConfig,
     RealDegradationConfig,
     add_gaussian_noise,
     contributions,
@@ -21,6 +22,8 @@ from swinir.degradations import (
     imresize,
     jpeg_compress,
     modcrop,
+    photo_degrade,
+    random_noise,
     real_degrade,
     rgb_to_y_uint8,
     sinc_kernel,
@@ -290,3 +293,51 @@ def test_real_degrade_lowers_psnr(hr_patch: np.ndarray) -> None:
     scores = [psnr(real_degrade(hr_patch, np.random.default_rng(seed)) * 255, bicubic) for seed in range(6)]
     assert np.mean(scores) < 30, scores  # a clean bicubic LR would be infinite; degradations are substantial
     assert max(scores) < 45, scores
+
+
+# --------------------------------------------------------------------------------------------------
+# The first-order photo degradation
+# --------------------------------------------------------------------------------------------------
+
+
+def test_photo_degrade_without_blur_and_noise_is_matlab_bicubic_then_opencv_jpeg(hr_patch: np.ndarray) -> None:
+    """With blur and noise switched off and MATLAB's resize forced, the photo degradation is exactly what the
+    held-out test feeds the model: MATLAB bicubic x1/4, rounded to 8 bits, then OpenCV's JPEG (on BGR)."""
+    stage = dataclasses.replace(PhotoDegradationConfig().stage, blur_prob=0.0, noise_prob=0.0)
+    config = PhotoDegradationConfig(stage=stage, resize_modes=("matlab",), resize_probs=(1.0,))
+    out = photo_degrade(hr_patch, np.random.default_rng(3), 75, config)
+    lr = np.clip(np.round(imresize(hr_patch.astype(np.float64), output_shape=(32, 32)) * 255), 0, 255)
+    ok, buf = cv2.imencode(".jpg", lr.astype(np.uint8)[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 75])
+    expected = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32) / 255
+    assert ok and out.shape == (32, 32, 3) and out.dtype == np.float32
+    assert np.abs(out - expected).max() <= 1 / 255 + 1e-6  # float-to-8-bit rounding may differ by one level
+    assert np.mean(np.abs(out - expected) > 1e-6) < 0.01
+
+
+def test_photo_degrade_is_milder_than_the_real_world_pipeline(hr_patch: np.ndarray) -> None:
+    """Every sample is an 8-bit image of exactly H/4 x W/4; on average it stays much closer to a clean
+    bicubic LR than Real-ESRGAN's second-order degradation (the point of a first-order one)."""
+    bicubic = np.clip(np.round(imresize(hr_patch.astype(np.float64), 0.25) * 255), 0, 255)
+    photo, real = [], []
+    for seed in range(8):
+        out = photo_degrade(hr_patch, np.random.default_rng(seed), 30 + 8 * seed)
+        assert out.shape == (32, 32, 3) and out.min() >= 0 and out.max() <= 1
+        assert np.allclose(out * 255, np.round(out * 255), atol=1e-4)
+        photo.append(psnr(out * 255, bicubic))
+        real.append(psnr(real_degrade(hr_patch, np.random.default_rng(seed)) * 255, bicubic))
+    assert np.mean(photo) > np.mean(real) + 3, (photo, real)
+    assert np.array_equal(photo_degrade(hr_patch, np.random.default_rng(1), 50),
+                          photo_degrade(hr_patch, np.random.default_rng(1), 50))
+
+
+def test_noise_probability_zero_leaves_the_image_alone() -> None:
+    img = np.full((8, 8, 3), 0.5, dtype=np.float32)
+    assert np.array_equal(random_noise(np.random.default_rng(0), img, DegradationStage(noise_prob=0.0)), img)
+    assert not np.array_equal(random_noise(np.random.default_rng(0), img, DegradationStage()), img)
+
+
+def test_photo_degrade_refuses_what_it_cannot_degrade() -> None:
+    with pytest.raises(SwinIRError, match="float HxWx3"):
+        photo_degrade(np.zeros((16, 16, 3), np.uint8), np.random.default_rng(0), 75)
+    with pytest.raises(SwinIRError, match="smaller than the scale"):
+        photo_degrade(np.zeros((3, 16, 3), np.float32), np.random.default_rng(0), 75)

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import SwinIRError
-from .tasks import family_of
+from .tasks import DEFAULT_FAMILY, FAMILIES, family_label, family_of, upsamples
 
-DEFAULT_TASK, DEFAULT_SCALE = "sr", 4
+DEFAULT_SCALE = 4  # the scale of the default (photo) model, and of sr when no --scale is given
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class BundledModel:
     """One shipped model and what is known about it (from ``weights/models.json``)."""
 
     name: str
-    task: str  # sr | denoise | jpeg
+    task: str  # a family: photo | sr | denoise | jpeg
     scale: int
     file: str
     description: str
@@ -38,8 +38,8 @@ class BundledModel:
 
     @property
     def label(self) -> str:
-        """``sr x4``, ``denoise``, ``jpeg``: what users type after ``--task`` (and ``--scale``)."""
-        return f"{self.task} x{self.scale}" if self.task == "sr" else self.task
+        """``photo x4``, ``sr x2``, ``denoise``: what users type after ``--task`` (and ``--scale``)."""
+        return family_label(family_of(self.task), self.scale)
 
     def quality_rows(self) -> list[tuple[str, float, str, float]]:
         """(row, model value, baseline name, baseline value) of the first metric of every measured row."""
@@ -63,28 +63,32 @@ def weights_dir() -> Path:
 
 
 def bundled_models() -> list[BundledModel]:
-    """Every model listed in the manifest whose weights file is present."""
+    """Every model listed in the manifest whose weights file is present, in the order of the task families
+    (the default one first: the web page and the server serve it when no task is named)."""
     manifest = weights_dir() / "models.json"
     if not manifest.is_file():
         return []
     entries = json.loads(manifest.read_text())["models"]
     models = [BundledModel(**entry) for entry in entries]
-    return [m for m in models if m.path.is_file()]
+    present = [m for m in models if m.path.is_file()]
+    return sorted(present, key=lambda m: FAMILIES.index(family_of(m.task)))  # the default (photo) first
 
 
 def bundled_model(task: str | None = None, scale: int | None = None) -> BundledModel:
-    """The shipped model for a task (sr, denoise, jpeg) and, for sr, a scale (default x4)."""
-    key = family_of(task or DEFAULT_TASK)
-    want_scale = (scale or DEFAULT_SCALE) if key == "sr" else 1
+    """The shipped model for a task family (photo, sr, denoise, jpeg) and, for the upscaling families, a scale
+    (default x4). With no task: the photo model, or at a scale it does not have, the bicubic SR model."""
+    families = [family_of(task)] if task else [DEFAULT_FAMILY, "sr"]
     models = bundled_models()
-    for model in models:
-        if model.task == key and model.scale == want_scale:
-            return model
-    have = ", ".join(f"{m.task} x{m.scale}" if m.task == "sr" else m.task for m in models) or "none"
-    raise SwinIRError(
-        f"no bundled model for task {key}" + (f" x{want_scale}" if key == "sr" else "")
-        + f" (bundled: {have}); pass --weights with a checkpoint, e.g. an official SwinIR .pth"
-    )
+    for key in families:
+        want_scale = (scale or DEFAULT_SCALE) if upsamples(key) else 1
+        for model in models:
+            if model.task == key and model.scale == want_scale:
+                return model
+    key = families[0]
+    want = family_label(key, (scale or DEFAULT_SCALE) if upsamples(key) else 1)
+    have = ", ".join(m.label for m in models) or "none"
+    raise SwinIRError(f"no bundled model for task {want} (bundled: {have}); pass --weights with a checkpoint, "
+                      "e.g. an official SwinIR .pth")
 
 
 def bundled_weights(task: str | None = None, scale: int | None = None) -> Path:

@@ -26,7 +26,16 @@ from .errors import SwinIRError
 from .fileio import atomic_path
 from .network import SwinIR, relative_position_index, shift_attention_mask
 from .presets import ModelConfig, Preset, get_preset
-from .tasks import FAMILY_LABELS, Family, family_of, is_family_name, same_size_family
+from .tasks import (
+    FAMILY_LABELS,
+    Family,
+    family_label,
+    family_of,
+    is_family_name,
+    same_size_family,
+    upsamples,
+    upscaling_family,
+)
 
 CONFIG_KEY = "swinir.config"
 METADATA_PREFIX = "swinir."
@@ -289,13 +298,13 @@ class ModelInfo:
 
     @property
     def label(self) -> str:
-        return f"{self.family} x{self.scale}" if self.family == "sr" else self.family
+        return family_label(self.family, self.scale)
 
     def check_options(self, *, scale: int | None = None, sigma: float | None = None,
                       quality: int | None = None) -> None:
         """Refuse, in one line, a request option that does not apply to this model (instead of ignoring it)."""
         if scale is not None and scale != self.scale:
-            if self.family != "sr":
+            if not upsamples(self.family):
                 raise SwinIRError(f"--scale {scale} does not apply: {FAMILY_LABELS[self.family]} keeps the image "
                                   "size (remove --scale)")
             raise SwinIRError(f"--scale {scale} does not apply: these weights upscale x{self.scale} "
@@ -328,7 +337,8 @@ def model_info(config: ModelConfig, meta: Mapping[str, str], name: str | None = 
             family = family_of(hint)
             break
     if family is None:
-        family = "sr" if config.upscale > 1 else same_size_family(config.window_size, config.img_range)
+        family = upscaling_family(config.upsampler) if config.upscale > 1 else same_size_family(config.window_size,
+                                                                                      config.img_range)
     level: tuple[float, float] | None = None
     training = meta.get(f"{METADATA_PREFIX}training_config")
     if training and family in ("denoise", "jpeg"):

@@ -82,7 +82,7 @@ def load_model(args: argparse.Namespace) -> Any:
     from .bundled import bundled_model
     from .checkpoints import model_info
     from .export import open_model
-    from .tasks import FAMILY_LABELS, family_of
+    from .tasks import FAMILY_LABELS, family_of, upsamples
 
     sigma, quality = getattr(args, "sigma", None), getattr(args, "quality", None)
     if args.weights:
@@ -94,7 +94,7 @@ def load_model(args: argparse.Namespace) -> Any:
                               f"{FAMILY_LABELS[info.family]} (drop --task)")
     else:
         family = family_of(args.task) if args.task else None
-        if family not in (None, "sr") and args.scale is not None:
+        if family is not None and not upsamples(family) and args.scale is not None:
             raise SwinIRError(f"--scale {args.scale} does not apply: {FAMILY_LABELS[family]} keeps the image size "
                               "(remove --scale)")
         if family is None:

@@ -1,5 +1,5 @@
-"""Degradations: MATLAB bicubic ``imresize``, the paper's test-time noise and JPEG, and a real-world
-(BSRGAN / Real-ESRGAN style) degradation pipeline for training.
+"""Degradations: MATLAB bicubic ``imresize``, the paper's test-time noise and JPEG, and two real-world
+degradation pipelines for training: BSRGAN / Real-ESRGAN's second-order one, and a first-order one for photos.
 
 Everything here works on numpy images laid out HxW or HxWxC in **RGB** order (``imresize`` and ``modcrop``
 also take torch tensors (C,H,W) or (B,C,H,W)). The test-time functions reproduce the reference test script
@@ -280,6 +280,7 @@ class DegradationStage:
     poisson_scale_range: tuple[float, float] = (0.05, 3.0)
     gray_noise_prob: float = 0.4
     jpeg_range: tuple[int, int] = (30, 95)
+    noise_prob: float = 1.0  # chance of any noise at all (Real-ESRGAN: always)
 
 
 def _second_stage() -> DegradationStage:
@@ -389,6 +390,8 @@ def _gray(img: np.ndarray) -> np.ndarray:
 def random_noise(rng: np.random.Generator, img: np.ndarray, stage: DegradationStage) -> np.ndarray:
     """Gaussian noise (with ``gaussian_noise_prob``) or Poisson noise, color or (``gray_noise_prob``) gray,
     then clipped to [0, 1]."""
+    if stage.noise_prob < 1.0 and rng.uniform() >= stage.noise_prob:
+        return img.astype(np.float32)
     gray = rng.uniform() < stage.gray_noise_prob
     if rng.uniform() < stage.gaussian_noise_prob:
         sigma = rng.uniform(*stage.noise_range) / 255.0
@@ -459,3 +462,66 @@ def real_degrade(hr: np.ndarray, rng: np.random.Generator, config: RealDegradati
     else:
         out = resize_and_sinc(_jpeg_float(out, quality))
     return (np.clip(np.round(out * 255.0), 0, 255) / 255.0).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# The first-order degradation of photos as people have them
+# --------------------------------------------------------------------------------------------------
+
+PHOTO_RESIZE_MODES = ("matlab", "area", "bilinear", "bicubic")
+
+
+def _photo_stage() -> DegradationStage:
+    return DegradationStage(blur_prob=0.5, kernel_sizes=(7, 9, 11, 13), sinc_prob=0.0, blur_sigma=(0.2, 1.5),
+                            noise_prob=0.5, noise_range=(1.0, 10.0), poisson_scale_range=(0.05, 1.0),
+                            gray_noise_prob=0.4, jpeg_range=(30, 95))
+
+
+@dataclass(frozen=True)
+class PhotoDegradationConfig:
+    """One round of what happens to a phone or web photo: an optional mild blur (lens, motion, demosaicking),
+    a downscale with a random antialiased kernel (the camera's or a website's resizer), optional mild
+    Gaussian or Poisson noise (the sensor), then JPEG. Milder than Real-ESRGAN's two rounds, whose heavy
+    blur and noise teach a model to paint over detail that a photo still has; a quarter of the samples are
+    a clean resize plus JPEG, which is what the held-out test (MATLAB bicubic, then JPEG q75) measures."""
+
+    scale: int = 4
+    stage: DegradationStage = field(default_factory=_photo_stage)
+    resize_modes: tuple[str, ...] = PHOTO_RESIZE_MODES
+    resize_probs: tuple[float, ...] = (0.4, 0.3, 0.15, 0.15)
+
+
+def resize_antialiased(img: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """Downscale HxWxC float to ``(h, w)``: MATLAB's bicubic (``matlab``), or torch's area / antialiased
+    bilinear / antialiased bicubic."""
+    if mode == "matlab":
+        return imresize(img.astype(np.float32), output_shape=size)
+    if mode not in RESIZE_MODES:
+        raise SwinIRError(f"unknown resize mode {mode!r}; use one of {', '.join(PHOTO_RESIZE_MODES)}")
+    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)).permute(2, 0, 1)[None]
+    kwargs = {} if mode == "area" else {"align_corners": False, "antialias": True}
+    return F.interpolate(x, size=size, mode=mode, **kwargs)[0].permute(1, 2, 0).numpy()
+
+
+def photo_degrade(hr: np.ndarray, rng: np.random.Generator, quality: int,
+                  config: PhotoDegradationConfig | None = None) -> np.ndarray:
+    """The network input of a photo's ground truth ``hr`` (float HxWx3 RGB in [0, 1]): blur (maybe), downscale
+    by ``config.scale`` to exactly ``(H // scale, W // scale)``, noise (maybe), OpenCV JPEG at ``quality``.
+
+    Returns float32 in [0, 1], rounded to multiples of 1/255 (an 8-bit image, as a decoded JPEG is).
+    """
+    config = config or PhotoDegradationConfig()
+    if hr.ndim != 3 or hr.shape[2] != 3 or not np.issubdtype(hr.dtype, np.floating):
+        raise SwinIRError(f"photo_degrade takes a float HxWx3 image in [0, 1], got {hr.dtype} {hr.shape}")
+    h, w = hr.shape[:2]
+    s = config.scale
+    if h < s or w < s:
+        raise SwinIRError(f"the image ({h}x{w}) is smaller than the scale {s}")
+    out = hr.astype(np.float32)
+    if rng.uniform() < config.stage.blur_prob:
+        out = blur(out, random_blur_kernel(rng, config.stage))
+    probs = np.asarray(config.resize_probs, dtype=np.float64)
+    mode = config.resize_modes[int(rng.choice(len(config.resize_modes), p=probs / probs.sum()))]
+    out = np.clip(resize_antialiased(out, (h // s, w // s), mode), 0.0, 1.0)
+    out = random_noise(rng, out, config.stage)
+    return _jpeg_float(out, int(quality))

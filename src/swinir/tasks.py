@@ -1,14 +1,16 @@
 """The one table of SwinIR's tasks: what each one is, how the paper reads, degrades and scores its images.
 
 Two vocabularies meet here. The paper's seven tasks (``classical_sr``, ``lightweight_sr``, ``real_sr``,
-``gray_dn``, ``color_dn``, ``gray_car``, ``color_car``) are what evaluation and training speak; users type a
-*family* (``sr``, ``denoise``, ``jpeg``) or one of its aliases. Every other module looks facts up here instead
-of keeping its own copy: the channels a task's images have, whether it upsamples, how the reference test script
-reads its ground truths, its degradation and the parameter that sets its level (noise sigma, JPEG quality),
-the metrics the paper reports and the border they crop, the baseline the model is compared with, and the
-pixel loss it trains with.
+``gray_dn``, ``color_dn``, ``gray_car``, ``color_car``), and this package's ``photo_sr`` (x4 for photos as
+people have them: a first-order real-world degradation, measured on bicubic-then-JPEG inputs), are what
+evaluation and training speak; users type a *family* (``photo``, ``sr``, ``denoise``, ``jpeg``) or one of its
+aliases. ``photo`` is what an image is restored for when nobody names a task.
 
-This module imports nothing of the package: it is the bottom of the stack.
+Every other module looks facts up here instead of keeping its own copy: the channels a task's images have,
+whether it upsamples, how the reference test script reads its ground truths, its degradation and the parameter
+that sets its level (noise sigma, JPEG quality), the metrics the paper reports and the border they crop, the
+baseline the model is compared with, and the pixel loss it trains with. This module imports nothing of the
+package: it is the bottom of the stack.
 """
 
 from __future__ import annotations
@@ -18,17 +20,20 @@ from typing import Literal
 
 from .errors import SwinIRError
 
-Family = Literal["sr", "denoise", "jpeg"]
+Family = Literal["photo", "sr", "denoise", "jpeg"]
 ReadMode = Literal["color", "gray", "y"]
-Degradation = Literal["bicubic", "real", "noise", "jpeg"]
+Degradation = Literal["bicubic", "real", "photo", "noise", "jpeg"]
 Level = Literal["sigma", "quality"]
 Baseline = Literal["bicubic", "identity"]
 
-FAMILIES: tuple[Family, ...] = ("sr", "denoise", "jpeg")
-FAMILY_LABELS: dict[Family, str] = {"sr": "super-resolution", "denoise": "denoising",
-                                    "jpeg": "JPEG artifact reduction"}
+FAMILIES: tuple[Family, ...] = ("photo", "sr", "denoise", "jpeg")
+FAMILY_LABELS: dict[Family, str] = {"photo": "photo super-resolution", "sr": "super-resolution",
+                                    "denoise": "denoising", "jpeg": "JPEG artifact reduction"}
+UPSAMPLING_FAMILIES: frozenset[Family] = frozenset({"photo", "sr"})
+DEFAULT_FAMILY: Family = "photo"  # what restore and the web page use when no task is named
 FAMILY_ALIASES: dict[str, Family] = {
-    "sr": "sr", "super-resolution": "sr", "upscale": "sr",
+    "photo": "photo", "real": "photo", "real-world": "photo", "realsr": "photo",
+    "sr": "sr", "super-resolution": "sr", "upscale": "sr", "bicubic": "sr",
     "denoise": "denoise", "dn": "denoise", "denoising": "denoise",
     "jpeg": "jpeg", "car": "jpeg", "dejpeg": "jpeg",
 }
@@ -40,14 +45,15 @@ class Task:
 
     Attributes:
         name: the paper's name (``classical_sr``, ...).
-        family: what users type (``sr``, ``denoise``, ``jpeg``).
+        family: what users type (``photo``, ``sr``, ``denoise``, ``jpeg``).
         channels: 3 (RGB) or 1 (gray).
         upsamples: True for super-resolution (the network changes the size).
         read_mode: how the reference test script reads a ground-truth file: ``color`` (RGB; a gray file
             replicated, as OpenCV's ``IMREAD_COLOR``), ``gray`` (OpenCV's gray conversion) or ``y`` (gray files
             kept, RGB files turned into their rounded BT.601 luma, as the gray JPEG protocol does).
         degradation: what turns a ground truth into the network input: MATLAB ``bicubic`` downscaling, the
-            second-order ``real`` pipeline, Gaussian ``noise`` or OpenCV ``jpeg``.
+            second-order ``real`` pipeline, the first-order ``photo`` one (training; evaluation: bicubic, then
+            JPEG at the quality), Gaussian ``noise`` or OpenCV ``jpeg``.
         level: the degradation's parameter (``sigma`` or ``quality``), None when it has none.
         metric_keys: the metrics reported, in table order (``_y``: on luma).
         y_metrics: whether the paper's headline PSNR/SSIM are on luma (the SR tables) or on the image's own
@@ -84,7 +90,8 @@ TASKS: dict[str, Task] = {
     for t in (
         Task("classical_sr", "sr", 3, True, "color", "bicubic", None, _SR_KEYS, True, "bicubic", "l1"),
         Task("lightweight_sr", "sr", 3, True, "color", "bicubic", None, _SR_KEYS, True, "bicubic", "l1"),
-        Task("real_sr", "sr", 3, True, "color", "real", None, (), True, None, "l1"),
+        Task("real_sr", "photo", 3, True, "color", "real", None, (), True, None, "l1"),
+        Task("photo_sr", "photo", 3, True, "color", "photo", "quality", _SR_KEYS, True, "bicubic", "l1"),
         Task("gray_dn", "denoise", 1, False, "gray", "noise", "sigma", ("psnr", "ssim"), False, "identity",
              "charbonnier"),
         Task("color_dn", "denoise", 3, False, "color", "noise", "sigma", ("psnr", "ssim", "psnr_y", "ssim_y"),
@@ -113,7 +120,17 @@ def family_of(name: str) -> Family:
         return FAMILY_ALIASES[key]
     if key in TASKS:
         return TASKS[key].family
-    raise SwinIRError(f"unknown task {name!r}: use sr, denoise or jpeg (or one of {', '.join(TASK_NAMES)})")
+    raise SwinIRError(f"unknown task {name!r}: use {', '.join(FAMILIES)} (or one of {', '.join(TASK_NAMES)})")
+
+
+def upsamples(family: Family) -> bool:
+    """Whether a family's models change the image size (then a scale applies to them)."""
+    return family in UPSAMPLING_FAMILIES
+
+
+def family_label(family: Family, scale: int) -> str:
+    """``photo x4``, ``sr x2``, ``denoise``: how a model's task is shown and typed (with ``--scale``)."""
+    return f"{family} x{scale}" if upsamples(family) else family
 
 
 def is_family_name(name: str) -> bool:
@@ -126,3 +143,10 @@ def same_size_family(window_size: int, img_range: float) -> Family:
     """The family of a same-size network from its architecture, as the published ones differ: the JPEG models
     use 7x7 windows or a 0..255 input range, the denoisers 8x8 windows on 0..1."""
     return "jpeg" if window_size == 7 or img_range > 1 else "denoise"
+
+
+def upscaling_family(upsampler: str) -> Family:
+    """The family of an upscaling network from its head: the published real-world models alone use the
+    ``nearest+conv`` head (it avoids pixel-shuffle's checkerboards under GAN training), the bicubic ones
+    pixel-shuffle."""
+    return "photo" if upsampler == "nearest+conv" else "sr"

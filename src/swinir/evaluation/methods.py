@@ -92,9 +92,9 @@ def model_method(weights: str | os.PathLike, settings: EvalSettings, *, preset: 
 
 
 def has_bundled_model(spec: Task) -> bool:
-    """Whether a bundled model fits the task: they are colour models of the synthetic degradations (bicubic
-    SR, Gaussian noise, JPEG), so the colour tasks other than real-world SR."""
-    return spec.channels == 3 and spec.degradation in ("bicubic", "noise", "jpeg")
+    """Whether a bundled model fits the task: they are colour models of bicubic SR, photo SR (bicubic then
+    JPEG), Gaussian noise and JPEG, so the colour tasks other than the paper's second-order real-world SR."""
+    return spec.channels == 3 and spec.degradation in ("bicubic", "photo", "noise", "jpeg")
 
 
 def bundled_weights_for(settings: EvalSettings) -> Path:

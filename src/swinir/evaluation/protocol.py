@@ -104,6 +104,8 @@ def degrade(hr: np.ndarray, settings: EvalSettings, *, lr: np.ndarray | None = N
     SR: ``lr`` (the LR file) if given, else MATLAB bicubic of ``modcrop(hr, scale)``; the ground truth is
     ``hr`` cropped top-left to ``lr * scale``. Denoising: float64 noisy input (seed 0), neither clipped nor
     quantised. JPEG: OpenCV JPEG at the quality (gray JPEG runs on the rounded Y the ``y`` read mode gives).
+    Photo SR: MATLAB bicubic of ``modcrop(hr, scale)``, then OpenCV JPEG at the quality (a fixed stand-in for a
+    photo that was resized and saved as JPEG; deterministic, so every model sees the same inputs).
     """
     kind = settings.spec.degradation
     if kind == "bicubic":
@@ -114,6 +116,10 @@ def degrade(hr: np.ndarray, settings: EvalSettings, *, lr: np.ndarray | None = N
         if h * s > hr.shape[0] or w * s > hr.shape[1]:
             raise SwinIRError(f"LR {w}x{h} times {s} is larger than the HR image {hr.shape[1]}x{hr.shape[0]}")
         return hr[: h * s, : w * s], lr
+    if kind == "photo":
+        s = settings.scale
+        hr = modcrop(hr, s)
+        return hr, jpeg_compress(imresize(hr, 1 / s), int(settings.quality))
     if kind == "noise":
         return hr, add_gaussian_noise(hr.astype(np.float32) / 255.0, float(settings.sigma), seed=NOISE_SEED)
     if kind == "jpeg":

@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import SwinIRError
-from ..tasks import FAMILY_LABELS
+from ..tasks import FAMILY_LABELS, family_label
 from .jobs import Job, JobStore, WorkQueue
 from .registry import ModelEntry, ModelRegistry, task_names
 from .schema import (
@@ -263,7 +263,7 @@ def _job_info(job: Job, jobs: JobStore) -> JobInfo:
 
 def _result_name(job: Job) -> str:
     stem = _header_safe(Path(job.filename).stem, keep=r"[^A-Za-z0-9._-]") or "image"
-    suffix = f"x{job.entry.scale}" if job.entry.task == "sr" else job.entry.task
+    suffix = family_label(job.entry.info.family, job.entry.scale).replace("sr ", "").replace(" ", "_")  # x4, photo_x4
     return f"{stem}_swinir_{suffix}.png"
 
 

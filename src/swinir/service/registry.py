@@ -21,7 +21,7 @@ from ..bundled import BundledModel, bundled_models
 from ..checkpoints import ModelInfo, load, model_info, read_header
 from ..errors import SwinIRError
 from ..presets import ModelConfig
-from ..tasks import FAMILIES, FAMILY_ALIASES, FAMILY_LABELS, TASK_NAMES, family_of, is_family_name
+from ..tasks import FAMILIES, FAMILY_ALIASES, FAMILY_LABELS, TASK_NAMES, family_of, is_family_name, upsamples
 from .settings import Settings, WeightsSpec
 
 log = logging.getLogger("swinir.service")
@@ -48,7 +48,7 @@ class ModelEntry:
         """A ``--weights`` file. Its name, when it is a task name, decides the task (``jpeg.safetensors``)."""
         config, meta = read_header(spec.path)
         info = _recognise(config, meta, spec)
-        label = FAMILY_LABELS[info.family] + (f" x{info.scale}" if info.family == "sr" else "")
+        label = FAMILY_LABELS[info.family] + (f" x{info.scale}" if upsamples(info.family) else "")
         description = meta.get("swinir.description") or (
             f"{label}, {config.in_chans}-channel, embed {config.embed_dim}, from {spec.path.name}")
         return cls(name=spec.served_name, info=info, path=spec.path, description=description, source="file",

@@ -16,7 +16,9 @@ from .jobs import RequestOptions
 
 class ServedModel(BaseModel):
     name: str = Field(description="what to pass as the `task` form field to choose this model")
-    task: Literal["sr", "denoise", "jpeg"] = Field(description="super-resolution, denoising or JPEG de-artifacting")
+    task: Literal["photo", "sr", "denoise", "jpeg"] = Field(
+        description="photo super-resolution (JPEGs as people have them), bicubic super-resolution, denoising or JPEG "
+                    "de-artifacting")
     task_label: str = Field(description="the task in words, e.g. 'super-resolution'")
     scale: int = Field(description="output size / input size (1 for denoise and jpeg)")
     channels: int = Field(description="1 (gray) or 3 (RGB) channels the network takes; others are converted")

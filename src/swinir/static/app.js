@@ -28,7 +28,7 @@ function currentModel() {
 }
 
 function describeModel(m) {
-  return `${m.name} — ${m.task_label || m.task}${m.task === "sr" ? " ×" + m.scale : ""}`;
+  return `${m.name} — ${m.task_label || m.task}${m.task === "sr" || m.task === "photo" ? " ×" + m.scale : ""}`;
 }
 
 // A metric value as text: PSNR (psnr, psnr_y, psnrb...) in dB with 2 decimals, SSIM and others with 4.

@@ -54,7 +54,8 @@ class TaskConfig:
     (equal ends train a non-blind model, as the paper does per noise level / quality); a single number
     ``x`` means ``[x, x]``."""
 
-    name: Literal["classical_sr", "lightweight_sr", "real_sr", "gray_dn", "color_dn", "gray_car", "color_car"]
+    name: Literal["classical_sr", "lightweight_sr", "real_sr", "photo_sr", "gray_dn", "color_dn", "gray_car",
+                  "color_car"]
     scale: int = 1
     sigma: tuple[float, float] | float = (15.0, 50.0)  # Gaussian noise std on the 0-255 scale (denoising)
     quality: tuple[int, int] | int = (10, 40)  # OpenCV JPEG quality (artifact reduction)

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..datasets import read_reference
-from ..degradations import RealDegradationConfig, imresize, jpeg_compress, real_degrade
+from ..degradations import (
+    PhotoDegradationConfig,
+    RealDegradationConfig,
+    imresize,
+    jpeg_compress,
+    photo_degrade,
+    real_degrade,
+)
 from ..tasks import TASKS, Degradation, Task
 
 if TYPE_CHECKING:  # annotations only: config imports this module to check a run's semantics
@@ -51,8 +58,13 @@ def real_world(hr: np.ndarray, rng: np.random.Generator, scale: int, level: floa
     return real_degrade(hr.astype(np.float32) / 255.0, rng, RealDegradationConfig(scale=scale))
 
 
-DEGRADATIONS: dict[Degradation, Degrade] = {"bicubic": bicubic_down, "real": real_world, "noise": gaussian_noise,
-                                            "jpeg": jpeg}
+def photo(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
+    """The first-order photo degradation (mild blur, antialiased downscale, mild noise), JPEG at quality ``level``."""
+    return photo_degrade(hr.astype(np.float32) / 255.0, rng, int(level), PhotoDegradationConfig(scale=scale))
+
+
+DEGRADATIONS: dict[Degradation, Degrade] = {"bicubic": bicubic_down, "real": real_world, "photo": photo,
+                                            "noise": gaussian_noise, "jpeg": jpeg}
 
 
 @dataclass(frozen=True)
