@@ -29,8 +29,10 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", "-w", help="a .pth (reference) or .safetensors checkpoint; default: the bundled model")
     p.add_argument("--preset", help="build this preset instead of inferring the architecture from the weights")
     p.add_argument("--task", default=None,
-                   help="bundled model to use without --weights: sr (default), denoise, jpeg")
-    p.add_argument("--scale", type=int, default=None, help="scale of the bundled SR model (2 or 4; default 4)")
+                   help="bundled model to use without --weights: photo (default; x4 for photos as people have "
+                        "them: resized, JPEG-compressed), sr (bicubic, the paper's protocol), denoise, jpeg")
+    p.add_argument("--scale", type=int, default=None,
+                   help="scale of the bundled photo/SR model (photo: 4; sr: 2 or 4; default 4)")
 
 
 def add_restore_arguments(p: argparse.ArgumentParser) -> None:
