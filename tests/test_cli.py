@@ -99,4 +99,4 @@ def test_bad_weights_and_missing_inputs(tmp_path: Path, weights: Path, capsys: p
     assert run("restore", tmp_path / "nope.png", "-o", tmp_path / "o", "--weights", weights) == 1
     assert "no such file or folder" in capsys.readouterr().err
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--tile", "3") == 1
-    assert "smaller than the window" in capsys.readouterr().err
+    assert "tile 3 is too small: use at least 16" in capsys.readouterr().err

@@ -111,7 +111,7 @@ def test_channel_mismatch_and_bad_arguments() -> None:
         swinir.restore(model, torch.rand(1, 1, 16, 16))
     with pytest.raises(SwinIRError, match="uint8, uint16 or float"):
         swinir.restore(model, np.zeros((8, 8, 3), np.int16))
-    with pytest.raises(SwinIRError, match="smaller than the window"):
+    with pytest.raises(SwinIRError, match="too small: use at least 16"):
         swinir.restore(model, torch.rand(1, 3, 16, 16), tile=4)
     with pytest.raises(SwinIRError, match="fp16 is for CUDA"):
         swinir.restore(model, torch.rand(1, 3, 16, 16), precision="fp16")

@@ -143,6 +143,14 @@ def test_rgb_matches_library_restore(client: TestClient, reference: dict) -> Non
     np.testing.assert_array_equal(out, library_restore(reference["tiny"], pixels))
 
 
+def test_downloads_of_photo_jpg_and_photo_png_have_different_names(client: TestClient) -> None:
+    data = png_bytes(random_image((16, 16, 3)))
+    names = [post(client, data, name=name, task="tiny").headers["content-disposition"]
+             for name in ("photo.png", "photo.jpg", "photo.JPG")]
+    assert names == ['inline; filename="photo_swinir_x2.png"', 'inline; filename="photo_jpg_swinir_x2.png"',
+                     'inline; filename="photo_jpg_swinir_x2.png"']
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_explicit_precision_matches_library_restore(client: TestClient, reference: dict, precision: str) -> None:
     pixels = random_image((16, 20, 3), seed=5)
@@ -321,7 +329,7 @@ def test_unknown_task_lists_the_available(client: TestClient) -> None:
     ({"task": "dn", "sigma": 300}, "sigma"),
     ({"task": "dn", "quality": 50}, "quality applies to jpeg"),
     ({"task": "tiny", "precision": "fp64"}, "precision"),
-    ({"task": "tiny", "tile": 4}, "window"),
+    ({"task": "tiny", "tile": 4}, "16"),
     ({"task": "tiny", "scale": "two"}, "scale"),
 ])
 def test_bad_form_fields(client: TestClient, form: dict, words: str) -> None:

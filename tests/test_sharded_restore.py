@@ -42,6 +42,8 @@ def make_inputs(folder: Path) -> None:
     for i in range(4):
         PILImage.fromarray((rng.random((16 + i, 20 + 2 * i, 3)) * 255).astype(np.uint8)).save(folder / f"img{i}.png")
     (folder / "bad.png").write_bytes(b"not a png at all")
+    # img0.jpg and img0.png would share img0.png: every process must name them alike, and both survive
+    PILImage.fromarray((rng.random((18, 22, 3)) * 255).astype(np.uint8)).save(folder / "img0.jpg")
     with av.open(str(folder / "clip.mkv"), "w") as out:
         video = out.add_stream("ffv1", rate=10)
         video.width, video.height, video.pix_fmt = 20, 16, "bgr0"
@@ -77,13 +79,14 @@ def test_two_processes_restore_each_file_once_as_one_process_does(tmp_path: Path
     log = run.stdout + run.stderr
     assert run.returncode == 1, log
     summaries = [line for line in log.splitlines() if line.startswith("restored ")]
-    assert summaries == [f"restored 5 of 6 files into {tmp_path / 'two'} with 2 processes; 1 failed: {src / 'bad.png'}"]
+    assert summaries == [f"restored 6 of 7 files into {tmp_path / 'two'} with 2 processes; 1 failed: {src / 'bad.png'}"]
+    assert log.count("named img0_jpg.png, img0_png.png instead") == 1  # said once, by rank 0
     assert log.count("exitcode  : 1") == 2, log  # both processes report the failure, neither a signal
     assert log.count(f"error: {src / 'bad.png'}") == 1
 
     one = sorted(p.name for p in (tmp_path / "one").iterdir())
     two = sorted(p.name for p in (tmp_path / "two").iterdir())
-    assert one == two == ["clip.mkv", "img0.png", "img1.png", "img2.png", "img3.png"]  # each once, no temporaries
+    assert one == two == ["clip.mkv", "img0_jpg.png", "img0_png.png", "img1.png", "img2.png", "img3.png"]  # no temps
     for name in one:
         assert pixels(tmp_path / "two" / name) == pixels(tmp_path / "one" / name), name
 

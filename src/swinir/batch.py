@@ -9,12 +9,21 @@ and reports what happened. Decisions:
 * Existing outputs are kept unless ``overwrite``: rerunning an interrupted command continues where it stopped,
   because every output is written atomically (complete or absent, never half-written).
 * Images get ``--format``; videos keep their container (``clip.mkv`` gives ``clip.mkv``) unless
-  ``--video-format`` says otherwise. A single input may name its output file instead of a folder.
+  ``--video-format`` says otherwise. A single input may name its output file instead of a folder; several
+  inputs and ``-o name.png`` are refused rather than making a folder called ``name.png``.
+* No output is lost to a shared name: sources whose outputs would be one file (``a.jpg`` and ``a.png`` to
+  ``a.png``; compared ignoring case, as macOS and Windows do) keep their suffix in the name (``a_jpg.png``,
+  ``a_png.png``), decided when the jobs are planned, before any work, and the same in every process of a
+  sharded run. Sources that would still share a name (``x/a.png`` and ``y/a.png``) are refused.
+* Folders: the files directly inside, or with ``recursive`` those of every sub-folder too, written to the
+  same sub-folder of the output; sub-folders left out are named in one notice. The output folder and hidden
+  folders are never searched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -26,6 +35,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .errors import SwinIRError
+from .fileio import stem_keeping_suffix
 from .pipeline import RestoreOptions, restore_image
 from .video import VIDEO_SUFFIXES, EncodeOptions, check_encode_options, restore_video
 
@@ -63,13 +73,17 @@ class Report:
                    [name for r in reports for name in r.failed])
 
     def summary(self, output: Path, processes: int = 1) -> str:
-        """One line: ``restored 3 of 4 images into out/; 1 failed: bad.png``."""
+        """One line: ``restored 2 of 4 images into out/; kept 1 existing output (...); 1 failed: bad.png``.
+
+        Only files restored by this run count as restored; an output kept from before is counted apart."""
         noun = "images" if self.videos == 0 else "videos" if self.videos == self.total else "files"
-        line = f"restored {self.total - len(self.failed)} of {self.total} {noun} into {output}"
+        restored = self.total - self.skipped - len(self.failed)
+        line = f"restored {restored} of {self.total} {noun} into {output}"
         if processes > 1:
             line += f" with {processes} processes"
         if self.skipped:
-            line += f" ({self.skipped} already there, kept)"
+            outputs = "output" if self.skipped == 1 else "outputs"
+            line += f"; kept {self.skipped} existing {outputs} (--overwrite replaces them)"
         if self.failed:
             named = ", ".join(self.failed[:_LISTED_FAILURES])
             more = len(self.failed) - _LISTED_FAILURES
@@ -77,31 +91,80 @@ class Report:
         return line
 
 
-def collect_inputs(inputs: Sequence[Path]) -> list[Path]:
-    """Files named directly, plus the image and video files directly inside named folders (sorted by name).
+@dataclass(frozen=True)
+class Plan:
+    """The jobs of a run and the notices about how they were found and named (printed once, by rank 0)."""
 
-    The order depends only on the arguments and the folders' contents, so every process of a sharded run
-    builds the same list.
+    jobs: list[Job]
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """An input file and the sub-folder of the output it goes to (``Path()``: the output folder itself)."""
+
+    path: Path
+    place: Path = Path()
+
+
+def collect_inputs(inputs: Sequence[Path], *, recursive: bool = False, exclude: Path | None = None
+                   ) -> tuple[list[_Source], list[Path]]:
+    """Files named directly, plus the image and video files inside named folders: directly inside, or with
+    ``recursive`` in every sub-folder too (keeping their place under the folder). Also returns, without
+    ``recursive``, the sub-folders that hold such files and were therefore left out.
+
+    The order depends only on the arguments and the folders' contents (sorted by path), so every process of a
+    sharded run builds the same list. ``exclude`` (the output folder) is never searched, so a rerun does not
+    restore its own outputs; hidden folders are not searched either. A file named twice is taken once.
     """
-    files: list[Path] = []
+    sources: list[_Source] = []
+    skipped: list[Path] = []
     for item in inputs:
         if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+            found, below = _folder_media(item, recursive, exclude)
             if not found:
-                raise SwinIRError(f"{item}: the folder holds no images or videos "
-                                  f"({', '.join(sorted(MEDIA_SUFFIXES))})")
-            files += found
+                hint = f"; its sub-folders do ({', '.join(map(str, below[:3]))}): add --recursive" if below else ""
+                where = " and its sub-folders" if recursive else ""
+                raise SwinIRError(f"{item}: the folder{where} holds no images or videos "
+                                  f"({', '.join(sorted(MEDIA_SUFFIXES))}){hint}")
+            sources += [_Source(path, path.parent.relative_to(item)) for path in found]
+            skipped += below
         elif item.exists():
-            files.append(item)
+            sources.append(_Source(item))
         else:
             raise SwinIRError(f"{item}: no such file or folder")
-    return files
+    unique: dict[Path, _Source] = {}
+    for source in sources:
+        unique.setdefault(source.path.resolve(), source)  # the first mention of a file wins
+    return list(unique.values()), skipped
 
 
-def output_path(src: Path, output: Path, single: bool, fmt: str, video_format: str | None = None) -> Path:
+def _folder_media(folder: Path, recursive: bool, exclude: Path | None) -> tuple[list[Path], list[Path]]:
+    """The media files in ``folder`` (with ``recursive``, in its sub-folders too), and the sub-folders left
+    out that hold some (none with ``recursive``)."""
+    excluded = exclude.resolve() if exclude is not None else None
+    files: list[Path] = []
+    left_out: list[Path] = []
+    for top, dirs, names in os.walk(folder):
+        here = Path(top)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (here / d).resolve() != excluded)
+        files += [here / n for n in names if Path(n).suffix.lower() in MEDIA_SUFFIXES and (here / n).is_file()]
+        if not recursive:
+            left_out = [here / d for d in dirs if _holds_media(here / d)]
+            break
+    return sorted(files, key=lambda p: p.relative_to(folder).parts), left_out
+
+
+def _holds_media(folder: Path) -> bool:
+    return any(p.suffix.lower() in MEDIA_SUFFIXES and p.is_file() for p in folder.rglob("*"))
+
+
+def output_path(src: Path, output: Path, single: bool, fmt: str, video_format: str | None = None,
+                place: Path = Path(), keep_suffix: bool = False) -> Path:
     """``output`` itself for a single input when it names a file of the input's kind; else a file in the
-    ``output`` folder: ``<stem>.<fmt>`` for an image, ``<stem>.<video_format or the input's suffix>`` for a
-    video."""
+    ``output`` folder (in its sub-folder ``place``): ``<stem>.<fmt>`` for an image, ``<stem>.<video_format or
+    the input's suffix>`` for a video. ``keep_suffix`` names it ``<stem>_<input suffix>.<...>`` instead
+    (``a_jpg.png``), for sources whose plain names collide."""
     video = src.suffix.lower() in VIDEO_SUFFIXES
     suffix = output.suffix.lower()
     if single and suffix in MEDIA_SUFFIXES:
@@ -111,24 +174,65 @@ def output_path(src: Path, output: Path, single: bool, fmt: str, video_format: s
             raise SwinIRError(f"{src} is {kind}, but -o {output} names {other} file; give a folder or a file "
                               f"ending in {', '.join(sorted(wanted))}")
         return output
+    stem = stem_keeping_suffix(src.name) if keep_suffix else src.stem
     if video:
-        return output / (src.stem + ("." + video_format.lstrip(".") if video_format else src.suffix))
-    return output / f"{src.stem}.{fmt.lstrip('.')}"
+        return output / place / (stem + ("." + video_format.lstrip(".") if video_format else src.suffix))
+    return output / place / f"{stem}.{fmt.lstrip('.')}"
 
 
 def plan_jobs(inputs: Sequence[Path], output: Path, fmt: str = "png", video_format: str | None = None,
-              encode: EncodeOptions | None = None) -> list[Job]:
-    """The jobs for ``inputs`` (see :func:`collect_inputs` and :func:`output_path`); with videos among them,
-    the encoding options are checked here, once, rather than failing every video alike."""
+              encode: EncodeOptions | None = None, *, recursive: bool = False) -> Plan:
+    """The jobs for ``inputs`` (see :func:`collect_inputs` and :func:`output_path`), checked before any work:
+    ``-o`` naming a file for several inputs is refused; sources whose outputs would share a name (``a.jpg``
+    and ``a.png``) keep their suffix in it (``a_jpg.png``, ``a_png.png``), with a notice, and two that would
+    still share one are refused. With videos among them, the encoding options are checked here, once, rather
+    than failing every video alike."""
     if video_format is not None and f".{video_format.lstrip('.').lower()}" not in VIDEO_SUFFIXES:
         raise SwinIRError(f"--video-format {video_format}: use one of "
                           f"{', '.join(sorted(s.lstrip('.') for s in VIDEO_SUFFIXES))}")
-    files = collect_inputs(inputs)
-    jobs = [Job(src, output_path(src, output, len(files) == 1, fmt, video_format)) for src in files]
+    sources, skipped = collect_inputs(inputs, recursive=recursive, exclude=output)
+    single = len(sources) == 1
+    if not single and output.suffix.lower() in MEDIA_SUFFIXES and not output.is_dir():
+        raise SwinIRError(f"-o {output} names a file, but there are {len(sources)} inputs; give a folder for the "
+                          f"outputs (e.g. -o {output.with_suffix('')})")
+    jobs, notices = _name_outputs(sources, output, single, fmt, video_format)
+    if skipped:
+        named = ", ".join(map(str, skipped[:_LISTED_FAILURES]))
+        more = f" and {len(skipped) - _LISTED_FAILURES} more" if len(skipped) > _LISTED_FAILURES else ""
+        notices.insert(0, f"sub-folders not searched (add --recursive to restore them too): {named}{more}")
     videos = [job for job in jobs if job.is_video]
     if videos:
         check_encode_options(encode or EncodeOptions(), videos[0].dst.suffix)
-    return jobs
+    return Plan(jobs, notices)
+
+
+def _name_outputs(sources: Sequence[_Source], output: Path, single: bool, fmt: str,
+                  video_format: str | None) -> tuple[list[Job], list[str]]:
+    """One job per source, every output name distinct (compared ignoring case, as macOS and Windows do)."""
+    plain = [output_path(s.path, output, single, fmt, video_format, s.place) for s in sources]
+    groups: dict[str, list[int]] = {}
+    for i, dst in enumerate(plain):
+        groups.setdefault(_name_key(dst), []).append(i)
+    jobs = [Job(s.path, dst) for s, dst in zip(sources, plain, strict=True)]
+    notices = []
+    for members in (m for m in groups.values() if len(m) > 1):
+        for i in members:
+            jobs[i] = Job(sources[i].path, output_path(sources[i].path, output, single, fmt, video_format,
+                                                       sources[i].place, keep_suffix=True))
+        both = "both" if len(members) == 2 else "all"
+        notices.append(f"{' and '.join(str(sources[i].path) for i in members)} would {both} be written to "
+                       f"{plain[members[0]]}: named {', '.join(jobs[i].dst.name for i in members)} instead")
+    taken: dict[str, Job] = {}
+    for job in jobs:
+        other = taken.setdefault(_name_key(job.dst), job)
+        if other is not job:
+            raise SwinIRError(f"{other.src} and {job.src} would both be written to {job.dst}; restore them into "
+                              "separate -o folders, or rename one")
+    return jobs, notices
+
+
+def _name_key(path: Path) -> str:
+    return str(path).casefold()
 
 
 def restore_files(model: Any, jobs: Sequence[Job], options: RestoreOptions | None = None,

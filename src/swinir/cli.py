@@ -38,16 +38,25 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
 def add_restore_arguments(p: argparse.ArgumentParser) -> None:
     from .precision import PRECISION_CHOICES
 
-    p.add_argument("inputs", nargs="+", type=Path, help="image or video files, or folders of them")
+    p.add_argument("inputs", nargs="+", type=Path,
+                   help="image or video files, or folders of them (the files directly inside; see --recursive)")
     p.add_argument("-o", "--output", type=Path, required=True,
-                   help="output folder (or a file name when restoring a single image or video)")
+                   help="output folder (or a file name when restoring a single image or video); outputs are "
+                        "named after their inputs, and inputs that would share a name (a.jpg, a.png) keep their "
+                        "type in it (a_jpg.png, a_png.png)")
+    p.add_argument("--recursive", "-r", action="store_true",
+                   help="also restore the files in sub-folders of the input folders, into the same sub-folders "
+                        "of the output")
     add_model_arguments(p)
     p.add_argument("--sigma", type=float, default=None,
-                   help="noise level (0-255) of a denoiser trained for one level; blind models need none")
+                   help="noise level (0-255) of a denoiser trained for one level; blind models need none (with "
+                        "no --weights or --task: the bundled denoiser)")
     p.add_argument("--quality", type=int, default=None,
-                   help="JPEG quality of an artifact remover trained for one quality; blind models need none")
+                   help="JPEG quality (1-100) of an artifact remover trained for one quality; blind models need "
+                        "none (with no --weights or --task: the bundled one)")
     p.add_argument("--tile", type=int, default=None,
-                   help="tile side in input pixels (multiple of the window); default: chosen from --max-memory")
+                   help="tile side in input pixels, at least 16, rounded down to a multiple of the model's "
+                        "window (8; 7 for the JPEG models); default: chosen from --max-memory")
     p.add_argument("--tile-overlap", type=int, default=None, help="overlap between tiles (default 32)")
     p.add_argument("--max-memory", type=float, default=None, help="activation budget in GB for automatic tiling")
     p.add_argument("--ensemble", action="store_true", help="x8 self-ensemble (flips/rotations), 8x slower")
@@ -109,6 +118,34 @@ def load_model(args: argparse.Namespace) -> Any:
     return model
 
 
+def check_restore_arguments(args: argparse.Namespace) -> None:
+    """Refuse, before any input is listed or any model loaded, the restore flags that cannot work whatever the
+    model: --scale, --sigma/--quality (:func:`swinir.tasks.check_level`), --tile/--tile-overlap
+    (:func:`swinir.engine.check_tiling`), --max-memory, --threads, --device and a --precision it cannot run.
+    What depends on the model (its scale, its trained level) is checked by :func:`load_model`."""
+    import torch
+
+    from .engine import check_tiling
+    from .precision import resolve_precision
+    from .tasks import check_level
+
+    if args.scale is not None and args.scale < 1:
+        raise SwinIRError(f"--scale {args.scale}: use a whole number of at least 1 (the models upscale x2, x3, x4, x8)")
+    check_level("sigma", args.sigma)
+    check_level("quality", args.quality)
+    check_tiling(args.tile, args.tile_overlap)
+    for flag, value in (("--max-memory", args.max_memory), ("--threads", args.threads)):
+        if value is not None and value <= 0:
+            raise SwinIRError(f"{flag} {value:g} must be positive (or left out for the default)")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise SwinIRError(f"--device {args.device}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SwinIRError(f"--device {args.device}: PyTorch sees no CUDA GPU here; use --device cpu")
+    resolve_precision(args.precision, device)  # fp16 on a CPU is refused here, not at every file
+
+
 def restore_options(args: argparse.Namespace) -> Any:
     """The :class:`~swinir.pipeline.RestoreOptions` of the restore flags."""
     from .pipeline import RestoreOptions
@@ -120,19 +157,24 @@ def restore_options(args: argparse.Namespace) -> Any:
 def run_restore(args: argparse.Namespace) -> int:
     """Restore the inputs; under torchrun, this process's share of them (see :mod:`swinir.sharding`)."""
     from .batch import Report, plan_jobs, restore_files, stop_on_terminate
-    from .engine import set_threads
+    from .engine import set_threads, tiling_notice
     from .processes import process_place
     from .sharding import ProcessGroup, digest
     from .video import EncodeOptions
 
     shard = process_place()
-    set_threads(args.threads or shard.default_threads())
     args.device = shard.device(args.device)
+    check_restore_arguments(args)
+    set_threads(args.threads or shard.default_threads())
     encode = EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt)
     with ProcessGroup(shard) as group:
-        jobs = plan_jobs(args.inputs, args.output, args.format, args.video_format, encode)
-        group.require_same(digest([str(job.src) for job in jobs]), "input files")
+        plan = plan_jobs(args.inputs, args.output, args.format, args.video_format, encode, recursive=args.recursive)
+        jobs = plan.jobs
+        group.require_same(digest([f"{job.src}>{job.dst}" for job in jobs]), "input files")
         model = load_model(args)
+        notices = [*plan.notices, tiling_notice(model, args.tile, args.tile_overlap)]
+        for line in filter(None, notices if shard.rank == 0 else []):  # once, not per process or file
+            print(f"note: {line}", flush=True)
         try:
             with stop_on_terminate():
                 report = restore_files(model, shard.take(jobs), restore_options(args), encode,

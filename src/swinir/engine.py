@@ -25,6 +25,7 @@ from .precision import Precision, autocast, resolve_precision
 Blend = Literal["feather", "average"]
 DEFAULT_TILE_OVERLAP = 32
 MIN_TILE_WINDOWS = 4  # smallest automatic tile: 4 windows per side
+MIN_TILE = 16  # smallest tile a user may ask for: two windows of every published model (window 8, or 7)
 
 
 def pad_reference(x: Tensor, window_size: int) -> Tensor:
@@ -142,20 +143,42 @@ def _forward_tiled(model: nn.Module, x: Tensor, tile: int | None, overlap: int, 
     return out / weight
 
 
+def check_tiling(tile: int | None, tile_overlap: int | None = None) -> None:
+    """Refuse a tile below :data:`MIN_TILE` or a negative overlap, whatever the model (callers check this
+    before any work; :func:`plan_tiling` checks again for library users)."""
+    if tile is not None and tile < MIN_TILE:
+        raise SwinIRError(f"tile {tile} is too small: use at least {MIN_TILE} pixels (a few hundred is usual), or "
+                          "no tile to choose one from the memory budget")
+    if tile_overlap is not None and tile_overlap < 0:
+        raise SwinIRError(f"tile overlap must be >= 0, got {tile_overlap}")
+
+
+def round_tile(tile: int, window_size: int) -> int:
+    """A requested tile as the network runs it: rounded down to a multiple of the window."""
+    return max(tile // window_size * window_size, window_size)
+
+
+def tiling_notice(model: nn.Module, tile: int | None, tile_overlap: int | None = None) -> str | None:
+    """One line for a user whose tile or overlap :func:`plan_tiling` will change on this model, else None."""
+    if tile is None:
+        return None
+    ws = model.window_size
+    tile_run = round_tile(tile, ws)
+    changes = [f"tile {tile} runs as {tile_run} (a multiple of the window, {ws})"] if tile_run != tile else []
+    if tile_overlap is not None and tile_overlap > tile_run - ws:
+        changes.append(f"overlap {tile_overlap} as {tile_run - ws} (at most the tile less one window)")
+    return "; ".join(changes) or None
+
+
 def plan_tiling(model: nn.Module, h: int, w: int, *, tile: int | None = None, tile_overlap: int | None = None,
                 max_memory: int | None = None, precision: Precision = "fp32") -> tuple[int | None, int]:
     """The (tile, overlap) :func:`restore` uses for an (h, w) image: the given tile rounded down to a
-    window multiple, or one chosen from the memory budget (None: the whole image at once)."""
+    window multiple (:func:`round_tile`), or one chosen from the memory budget (None: the whole image at once)."""
+    check_tiling(tile, tile_overlap)
     ws = model.window_size
     overlap = DEFAULT_TILE_OVERLAP if tile_overlap is None else tile_overlap
-    if overlap < 0:
-        raise SwinIRError(f"tile overlap must be >= 0, got {overlap}")
-    if tile is None:
-        tile = auto_tile(model, h + ws, w + ws, max_memory, precision)
-    elif tile < ws:
-        raise SwinIRError(f"tile {tile} is smaller than the window ({ws}); use at least {ws * MIN_TILE_WINDOWS}")
+    tile = auto_tile(model, h + ws, w + ws, max_memory, precision) if tile is None else round_tile(tile, ws)
     if tile is not None:
-        tile = tile // ws * ws
         overlap = min(overlap, tile - ws)
     return tile, overlap
 

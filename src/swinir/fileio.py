@@ -4,6 +4,9 @@ Everything the package writes (images, weights, evaluation tables, training chec
 :func:`atomic_path`: the content is written to a hidden temporary file in the target's folder, flushed and
 fsynced, then renamed over the target (``os.replace`` is atomic on POSIX and Windows), and the folder is
 fsynced so that the rename survives a crash. On any error the temporary file is removed.
+
+It also holds the one rule for naming an output after a source whose plain name would be taken
+(:func:`stem_keeping_suffix`), which ``swinir restore`` and the web API's downloads share.
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``target`` atomically (see :func:`atomic_path`)."""
     with atomic_path(target) as tmp, open(tmp, "wb") as file:
         file.write(data)
+
+
+def stem_keeping_suffix(name: str | os.PathLike[str]) -> str:
+    """``a.jpg`` -> ``a_jpg``: a source's stem with its file type kept, for outputs whose plain stem would be
+    shared by two sources (``a.jpg`` and ``a.png`` both restored to PNG). The type is lower-cased; a name
+    without one stays as it is."""
+    path = Path(name)
+    suffix = path.suffix.lstrip(".").lower()
+    return f"{path.stem}_{suffix}" if suffix else path.name
 
 
 def _remove_quietly(path: Path) -> None:

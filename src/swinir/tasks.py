@@ -123,6 +123,20 @@ def family_of(name: str) -> Family:
     raise SwinIRError(f"unknown task {name!r}: use {', '.join(FAMILIES)} (or one of {', '.join(TASK_NAMES)})")
 
 
+LEVEL_RANGES: dict[Level, tuple[int, int]] = {"sigma": (0, 255), "quality": (1, 100)}  # noise on 0-255; JPEG
+
+
+def check_level(name: Level, value: float | None) -> None:
+    """Refuse a noise sigma or JPEG quality outside what the degradation can mean (:data:`LEVEL_RANGES`),
+    whatever the model; None (not given) passes."""
+    if value is None:
+        return
+    low, high = LEVEL_RANGES[name]
+    if not low <= value <= high:
+        what = "noise level on the 0-255 scale" if name == "sigma" else "JPEG quality"
+        raise SwinIRError(f"--{name} {value:g} is out of range: the {what} lies in {low}-{high}")
+
+
 def upsamples(family: Family) -> bool:
     """Whether a family's models change the image size (then a scale applies to them)."""
     return family in UPSAMPLING_FAMILIES

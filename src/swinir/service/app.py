@@ -31,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import SwinIRError
+from ..fileio import stem_keeping_suffix
 from ..tasks import FAMILY_LABELS, family_label
 from .jobs import Job, JobStore, WorkQueue
 from .registry import ModelEntry, ModelRegistry, task_names
@@ -262,7 +263,12 @@ def _job_info(job: Job, jobs: JobStore) -> JobInfo:
 
 
 def _result_name(job: Job) -> str:
-    stem = _header_safe(Path(job.filename).stem, keep=r"[^A-Za-z0-9._-]") or "image"
+    """``photo_swinir_x4.png`` for ``photo.png``; a source of another type keeps it (``photo_jpg_swinir_x4.png``),
+    so that the downloads of ``photo.jpg`` and ``photo.png`` do not share a name (as ``swinir restore`` names
+    such outputs, :func:`swinir.fileio.stem_keeping_suffix`)."""
+    source = Path(job.filename)
+    plain = source.suffix.lower() in ("", ".png")
+    stem = _header_safe(source.stem if plain else stem_keeping_suffix(source.name), keep=r"[^A-Za-z0-9._-]") or "image"
     suffix = family_label(job.entry.info.family, job.entry.scale).replace("sr ", "").replace(" ", "_")  # x4, photo_x4
     return f"{stem}_swinir_{suffix}.png"
 

@@ -11,7 +11,11 @@ from typing import Annotated, Any, Literal
 from fastapi import File, Form, UploadFile
 from pydantic import BaseModel, Field
 
+from ..engine import MIN_TILE
+from ..tasks import LEVEL_RANGES
 from .jobs import RequestOptions
+
+_SIGMA, _QUALITY = LEVEL_RANGES["sigma"], LEVEL_RANGES["quality"]
 
 
 class ServedModel(BaseModel):
@@ -94,14 +98,15 @@ def restore_form(
                                                  "lightweight_sr, real_sr), denoise (color_dn, gray_dn), "
                                                  "jpeg (color_car, gray_car); default: the first model")] = None,
     scale: Annotated[int | None, Form(ge=1, le=8, description="choose the SR model with this scale")] = None,
-    sigma: Annotated[float | None, Form(ge=0, le=255, description="denoise only: the input's noise level "
-                                        "(0..255); refused for blind models, which estimate it themselves, and "
-                                        "for models trained for another level")] = None,
-    quality: Annotated[int | None, Form(ge=1, le=100, description="jpeg only: the input's JPEG quality "
-                                        "(1..100); refused for blind models and for models trained for another "
-                                        "quality")] = None,
-    tile: Annotated[int | None, Form(ge=1, le=4096, description="tile side in input pixels (a multiple of "
-                                     "the window); default: chosen from the memory budget")] = None,
+    sigma: Annotated[float | None, Form(ge=_SIGMA[0], le=_SIGMA[1], description="denoise only: the input's "
+                                        "noise level (0..255); refused for blind models, which estimate it "
+                                        "themselves, and for models trained for another level")] = None,
+    quality: Annotated[int | None, Form(ge=_QUALITY[0], le=_QUALITY[1], description="jpeg only: the input's JPEG "
+                                        "quality (1..100); refused for blind models and for models trained for "
+                                        "another quality")] = None,
+    tile: Annotated[int | None, Form(ge=MIN_TILE, le=4096, description=f"tile side in input pixels (at least "
+                                     f"{MIN_TILE}, rounded down to a multiple of the window); default: chosen "
+                                     "from the memory budget")] = None,
     precision: Annotated[Literal["auto", "fp32", "bf16"], Form(
         description="auto: bf16 where the CPU computes it natively (AVX512-BF16 or AMX) or the GPU supports "
                     "it, else fp32")] = "auto",
