@@ -95,6 +95,22 @@ def bundled_weights(task: str | None = None, scale: int | None = None) -> Path:
     return bundled_model(task, scale).path
 
 
+def model_file(model: str | Path) -> Path:
+    """A checkpoint's path, or the weights of the bundled model of that name (as ``swinir models`` lists it).
+
+    An existing file wins over a bundled name."""
+    path = Path(model)
+    if path.exists():
+        return path
+    models = bundled_models()
+    for bundled in models:
+        if bundled.name == str(model):
+            return bundled.path
+    names = ", ".join(m.name for m in models) or "none"
+    raise SwinIRError(f"{model}: no such file, nor a bundled model (bundled: {names}); pass a checkpoint's path "
+                      "or a name that swinir models lists")
+
+
 def add_models_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the manifest entries as JSON (for scripts)")
 

@@ -239,16 +239,27 @@ def parameters_only(model_or_state: torch.nn.Module | Mapping[str, torch.Tensor]
 def save_safetensors(path: str | os.PathLike, model_or_state: torch.nn.Module | Mapping[str, torch.Tensor],
                      config: ModelConfig, metadata: Mapping[str, Any] | None = None) -> None:
     """Write weights with the config (and ``swinir.*`` metadata) atomically: temp file, fsync, rename."""
+    with atomic_path(path) as tmp:
+        save_file(parameters_only(model_or_state), tmp, metadata=_file_metadata(config, metadata))
+
+
+def _file_metadata(config: ModelConfig, metadata: Mapping[str, Any] | None) -> dict[str, str]:
+    """The safetensors metadata this package writes: the config, then ``swinir.*`` entries as strings."""
     meta = {CONFIG_KEY: config.to_json()}
     for key, value in (metadata or {}).items():
         key = key if key.startswith(METADATA_PREFIX) else METADATA_PREFIX + key
         meta[key] = value if isinstance(value, str) else json.dumps(value)
-    with atomic_path(path) as tmp:
-        save_file(parameters_only(model_or_state), tmp, metadata=meta)
+    return meta
 
 
 def reference_state_dict(model: SwinIR) -> StateDict:
-    """The state dict the reference code expects, derived buffers included (for its ``img_size``)."""
+    """The state dict the reference code expects, derived buffers included (for its ``img_size``).
+
+    The inverse of reading: :func:`parameters_only` drops the buffers that :data:`DERIVED_BUFFERS` names (the
+    network checks them on load); this puts them back as the reference constructor registers them: a
+    ``relative_position_index`` in every block, an ``attn_mask`` for an ``img_size`` map in shifted blocks
+    only (a block whose ``img_size`` does not exceed the window is built unshifted, so it has none).
+    """
     state = parameters_only(model)
     for i, layer in enumerate(model.layers):
         for j, block in enumerate(layer.residual_group.blocks):
@@ -260,15 +271,66 @@ def reference_state_dict(model: SwinIR) -> StateDict:
     return state
 
 
-def convert(src: str | os.PathLike, dst: str | os.PathLike, preset: str | None = None) -> ModelConfig:
-    """Reference ``.pth`` (or any readable checkpoint) -> safetensors with the config in its metadata."""
-    state, meta = read_checkpoint(src)
-    config = resolve_config(state, meta, preset)
-    model = config.build()
-    check_state_dict(model, state)
-    model.load_state_dict(state, strict=True)
-    save_safetensors(dst, model, config, {k: v for k, v in meta.items() if k != CONFIG_KEY})
-    return config
+CONVERT_TARGETS: dict[str, tuple[str, ...]] = {  # --to: the file suffixes each format is written as
+    "swinir": (".safetensors",),  # parameters only, the config and swinir.* metadata in the header
+    "reference": (".pth", ".safetensors"),  # the reference's keys and derived buffers ({"params": ...} in .pth)
+}
+
+
+def check_target(dst: str | os.PathLike, to: str) -> None:
+    """Refuse, in one line and before any work, a ``--to`` format this package does not write or a file
+    suffix the format is not written as."""
+    if to not in CONVERT_TARGETS:
+        raise SwinIRError(f"--to {to}: unknown format; use swinir (this package's .safetensors, config in the "
+                          "metadata) or reference (the official code's state dict, .pth or .safetensors)")
+    suffix = Path(dst).suffix
+    if suffix not in CONVERT_TARGETS[to]:
+        other = next((f" (or pass --to {t})" for t, suffixes in CONVERT_TARGETS.items() if suffix in suffixes), "")
+        raise SwinIRError(f"{dst}: --to {to} writes {' or '.join(CONVERT_TARGETS[to])} files, not "
+                          f"'{suffix or 'no extension'}'; name the output accordingly{other}")
+
+
+def save_reference(path: str | os.PathLike, model: SwinIR, metadata: Mapping[str, Any] | None = None) -> None:
+    """Write ``model`` as the reference code's state dict (:func:`reference_state_dict`), atomically.
+
+    ``.pth``: ``{"params": state_dict}`` saved with ``torch.save``, as the official scripts read it (plain
+    tensors: it loads with ``weights_only=True``). ``.safetensors``: the same tensors, with this package's
+    config and ``metadata`` in the header (the reference's loaders ignore it; this package reads it back).
+    """
+    check_target(path, "reference")
+    state = reference_state_dict(model)
+    with atomic_path(path) as tmp:
+        if Path(path).suffix == ".pth":
+            torch.save({"params": state}, tmp)
+        else:
+            save_file(state, tmp, metadata=_file_metadata(model.config, metadata))
+
+
+def reference_gaps(path: str | os.PathLike, config: ModelConfig) -> dict[str, tuple[Any, Any]]:
+    """Config fields that the weights in ``path`` cannot tell, as ``{field: (true value, what the weights
+    suggest)}``: a reader that infers the architecture from the tensors (spandrel, :func:`infer_config`)
+    must be given these. Empty for every published configuration."""
+    state, _ = read_checkpoint(path)
+    inferred = infer_config(state).to_dict()
+    return {k: (v, inferred[k]) for k, v in config.to_dict().items() if inferred[k] != v}
+
+
+def convert(src: str | os.PathLike, dst: str | os.PathLike, preset: str | None = None, *,
+            to: str = "swinir") -> ModelConfig:
+    """Any checkpoint this package loads -> ``dst`` in the ``to`` format (:data:`CONVERT_TARGETS`).
+
+    ``swinir``: safetensors with the config in its metadata. ``reference``: the official code's state dict
+    (:func:`save_reference`), which its scripts, spandrel, chaiNNer and ComfyUI load strictly. The source's
+    ``swinir.*`` metadata is kept where the format has a header.
+    """
+    check_target(dst, to)
+    model = load(src, preset)
+    meta = {k: v for k, v in model.metadata.items() if k != CONFIG_KEY}
+    if to == "reference":
+        save_reference(dst, model, meta)
+    else:
+        save_safetensors(dst, model, model.config, meta)
+    return model.config
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -238,10 +238,20 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from .checkpoints import convert
+    """Write MODEL in the --to format; for reference files, name any constructor argument the file cannot tell."""
+    from .bundled import model_file
+    from .checkpoints import check_target, convert, reference_gaps
 
-    config = convert(args.src, args.dst, args.preset)
-    print(f"wrote {args.dst} ({config.upsampler or 'same-size'}, x{config.upscale}, embed {config.embed_dim})")
+    check_target(args.dst, args.to)
+    config = convert(model_file(args.src), args.dst, args.preset, to=args.to)
+    print(f"wrote {args.dst} ({config.upsampler or 'same-size'}, x{config.upscale}, embed {config.embed_dim}, "
+          f"{args.to} format)")
+    gaps = reference_gaps(args.dst, config) if args.to == "reference" else {}
+    if gaps:
+        told = ", ".join(f"{k}={v!r}" for k, (v, _) in gaps.items())
+        guessed = ", ".join(f"{k}={g!r}" for k, (_, g) in gaps.items())
+        print(f"note: the weights alone do not tell {told} (read from them: {guessed}); construct the reference "
+              f"SwinIR with {told}")
     return EXIT_OK
 
 
@@ -275,14 +285,20 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
         p.add_argument("--preset", help="read the weights as this preset")
 
     def convert_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("src", type=Path, help="a reference .pth (or any readable checkpoint)")
-        p.add_argument("dst", type=Path, help="the .safetensors file to write, config in its metadata")
+        p.add_argument("src", metavar="MODEL",
+                       help="a checkpoint (.pth, .safetensors) or a bundled model's name as swinir models lists it")
+        p.add_argument("dst", type=Path, metavar="OUT", help="the file to write (its extension picks the container)")
+        p.add_argument("--to", default="swinir",
+                       help="swinir (default): .safetensors with the config in its metadata; reference: the official "
+                            "code's state dict with its derived buffers, .pth ({'params': ...}) or .safetensors, "
+                            "for the official scripts, spandrel, chaiNNer and ComfyUI")
         p.add_argument("--preset", help="use this preset instead of inferring the architecture")
 
     return [
         ("restore", "restore (upscale, denoise, de-JPEG) images and videos", add_restore_arguments, run_restore),
         ("info", "print a checkpoint's architecture and parameter count", info_args, run_info),
-        ("convert", "convert a .pth checkpoint to .safetensors with its config", convert_args, run_convert),
+        ("convert", "convert a checkpoint to .safetensors with its config, or back to the reference's layout",
+         convert_args, run_convert),
         ("export", "export a checkpoint to ONNX (any image size; run it with --backend onnxruntime)",
          add_export_arguments, run_export),
         ("eval", "evaluate a model or a baseline exactly as the paper measures",
