@@ -115,3 +115,21 @@ def test_channel_mismatch_and_bad_arguments() -> None:
         swinir.restore(model, torch.rand(1, 3, 16, 16), tile=4)
     with pytest.raises(SwinIRError, match="fp16 is for CUDA"):
         swinir.restore(model, torch.rand(1, 3, 16, 16), precision="fp16")
+
+
+def test_default_threads_leave_the_cores_other_processes_keep_busy(monkeypatch) -> None:
+    """Hand-made CPU use: core 0 at 90 %, core 1 at 10 % -> one busy core, so a single restore takes one thread
+    of two; processes started by torchrun keep their equal share (they would count each other)."""
+    import psutil
+
+    from swinir.hardware import busy_cpus
+    from swinir.processes import ProcessPlace
+
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: [90.0, 10.0])
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert busy_cpus({0, 1}) == 1 and busy_cpus({1}) == 0
+    assert ProcessPlace().default_threads() == 2
+    assert ProcessPlace().default_threads(leave_busy_cores=True) == 1
+    assert ProcessPlace(0, 2, 0, 2).default_threads(leave_busy_cores=True) == 1  # 2 cores / 2 processes
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: [95.0, 97.0])
+    assert ProcessPlace().default_threads(leave_busy_cores=True) == 1  # never below one thread

@@ -43,9 +43,17 @@ class ProcessPlace:
         """This process's share: items rank, rank + world_size, ..."""
         return list(items[self.rank :: self.world_size])
 
-    def default_threads(self) -> int:
-        """The CPU cores this process may use, divided among the processes on this machine."""
-        return max(1, len(os.sched_getaffinity(0)) // self.local_world_size)
+    def default_threads(self, *, leave_busy_cores: bool = False) -> int:
+        """The CPU cores this process may use, divided among the processes on this machine; with
+        ``leave_busy_cores`` (a single process), less the cores other processes keep busy right now
+        (:func:`swinir.hardware.busy_cpus`), so that no thread waits on a core it does not get."""
+        cpus = os.sched_getaffinity(0)
+        free = len(cpus)
+        if leave_busy_cores and self.local_world_size == 1:
+            from .hardware import busy_cpus
+
+            free -= busy_cpus(cpus)
+        return max(1, free // self.local_world_size)
 
     def device(self, device: str) -> str:
         """``cuda`` means this process's own GPU (``cuda:LOCAL_RANK``) when several share a machine."""
