@@ -2,12 +2,14 @@
 
     import swinir
     model = swinir.load("001_classicalSR_DIV2K_s48w8_SwinIR-M_x2.pth")   # or a .safetensors file
+    model = swinir.load("classical-x2", download=True)                     # the authors' model, cached
     sr = swinir.restore(model, image)                                      # uint8/uint16 array or float tensor
 """
 
-from .checkpoints import convert, infer_config, load, save_safetensors
+from .checkpoints import convert, infer_config, save_safetensors
 from .engine import restore
 from .errors import SwinIRError
+from .hub import load
 from .network import SwinIR
 from .presets import PRESETS, ModelConfig, Preset, get_preset
 

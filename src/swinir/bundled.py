@@ -7,7 +7,6 @@ with their config in the metadata, loaded like any other checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from dataclasses import dataclass, field
@@ -111,10 +110,6 @@ def model_file(model: str | Path) -> Path:
                       "or a name that swinir models lists")
 
 
-def add_models_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print the manifest entries as JSON (for scripts)")
-
-
 def models_table(models: list[BundledModel]) -> str:
     """The bundled models as a text table: one line per measured row, ``model / baseline`` in dB."""
     header = ("model", "task", "size", "iterations", "measured (dB): model / baseline")
@@ -129,17 +124,3 @@ def models_table(models: list[BundledModel]) -> str:
     widths = [max(len(r[c]) for r in [header, *lines]) for c in range(len(header))]
     fmt = "  ".join(f"{{:{'>' if c in (2, 3) else '<'}{w}}}" for c, w in enumerate(widths))
     return "\n".join(fmt.format(*r).rstrip() for r in [header, *lines])
-
-
-def run_models_command(args: argparse.Namespace) -> int:
-    models = bundled_models()
-    if args.json:
-        print(json.dumps([{**m.__dict__, "path": str(m.path)} for m in models], indent=2))
-        return 0
-    if not models:
-        print("no bundled models in this installation; pass --weights to restore and eval")
-        return 0
-    print(models_table(models))
-    measured = {m.quality_measured for m in models if m.quality_measured}
-    print("\nmeasured with swinir eval (" + "; ".join(sorted(measured)) + "); model cards: docs/bundled_models.md")
-    return 0

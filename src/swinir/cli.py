@@ -16,7 +16,8 @@ from typing import Any
 from .errors import SwinIRError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-NETWORK_COMMANDS = ("restore", "eval", "train", "serve")  # long-running: the allocator keeps memory (swinir.memory)
+# long-running: the allocator keeps memory (swinir.memory)
+NETWORK_COMMANDS = ("restore", "eval", "train", "serve", "reproduce")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -25,7 +26,9 @@ NETWORK_COMMANDS = ("restore", "eval", "train", "serve")  # long-running: the al
 
 
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
-    """--weights / --preset / --task / --scale: which network to run (shared by restore and serve)."""
+    """--weights / --preset / --task / --scale / --model: which network to run."""
+    from .hub import add_model_options, add_offline_option
+
     p.add_argument("--weights", "-w", help="a .pth (reference) or .safetensors checkpoint; default: the bundled model")
     p.add_argument("--preset", help="build this preset instead of inferring the architecture from the weights")
     p.add_argument("--task", default=None,
@@ -33,6 +36,21 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "them: resized, JPEG-compressed), sr (bicubic, the paper's protocol), denoise, jpeg")
     p.add_argument("--scale", type=int, default=None,
                    help="scale of the bundled photo/SR model (photo: 4; sr: 2 or 4; default 4)")
+    add_model_options(p)
+    add_offline_option(p)
+
+
+def use_authors_model(args: argparse.Namespace, *, downloads: bool = True) -> None:
+    """--model NAME: the cached file of the authors' model becomes --weights (pulled first, with a progress bar,
+    unless --offline, $SWINIR_OFFLINE or ``downloads`` say no)."""
+    if not getattr(args, "model", None):
+        return
+    if args.weights:
+        raise SwinIRError(f"--model {args.model} and --weights {args.weights} name two models; pass one of them")
+    from .hub import model_file
+
+    args.weights = str(model_file(args.model, offline=args.offline or not downloads,
+                                  quiet=getattr(args, "quiet", False)))
 
 
 def add_restore_arguments(p: argparse.ArgumentParser) -> None:
@@ -110,7 +128,7 @@ def load_model(args: argparse.Namespace) -> Any:
                               "(remove --scale)")
         if family is None:
             family = "denoise" if sigma is not None else "jpeg" if quality is not None else None
-        bundled = bundled_model(family, args.scale)
+        bundled = args.bundled = bundled_model(family, args.scale)
         model, args.precision = open_model(bundled.path, args.preset, backend=args.backend, device=args.device,
                                            precision=args.precision, quiet=args.quiet)
         info = model_info(model.config, model.metadata, bundled.task)
@@ -165,6 +183,7 @@ def run_restore(args: argparse.Namespace) -> int:
     shard = process_place()
     args.device = shard.device(args.device)
     check_restore_arguments(args)
+    use_authors_model(args, downloads=shard.world_size == 1)  # torchrun's processes use the cache only
     set_threads(args.threads or shard.default_threads())
     encode = EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt)
     with ProcessGroup(shard) as group:
@@ -190,6 +209,10 @@ def run_restore(args: argparse.Namespace) -> int:
         if shard.rank == 0 and (total.failed or not args.quiet):
             print(total.summary(args.output, shard.world_size), file=sys.stderr if total.failed else sys.stdout,
                   flush=True)
+        if shard.rank == 0 and not args.quiet and getattr(args, "bundled", None):
+            from .hub import paper_quality_hint
+
+            print(paper_quality_hint(args.bundled.task, args.bundled.scale), flush=True)
         group.finish(code)  # under torchrun, the process ends here
     return code
 
@@ -201,8 +224,10 @@ def run_restore(args: argparse.Namespace) -> int:
 
 def run_info(args: argparse.Namespace) -> int:
     from .checkpoints import count_parameters, read_checkpoint, resolve_config
+    from .hub import model_path
     from .presets import PRESETS
 
+    args.file = model_path(args.file)  # a path, a bundled model's name, or a downloaded authors' model's name
     state, meta = read_checkpoint(args.file)
     config = resolve_config(state, meta, args.preset)
     source = "preset" if args.preset else ("metadata" if "swinir.config" in meta else "inferred from the weights")
@@ -222,8 +247,11 @@ def run_info(args: argparse.Namespace) -> int:
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     from .export import DEFAULT_OPSET
+    from .hub import add_model_options, add_offline_option
 
-    p.add_argument("weights", type=Path, help="a .pth (reference) or .safetensors checkpoint")
+    p.add_argument("weights", type=Path, nargs="?", help="a .pth (reference) or .safetensors checkpoint")
+    add_model_options(p)
+    add_offline_option(p)
     p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="the ONNX file to write")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--preset", help="read the weights as this preset instead of inferring the architecture")
@@ -233,6 +261,9 @@ def run_export(args: argparse.Namespace) -> int:
     """Write one ONNX graph for every batch, height and width, checked against PyTorch; print a summary."""
     from .export import export_onnx
 
+    use_authors_model(args)
+    if not args.weights:
+        raise SwinIRError("name the model to export: a checkpoint file, or --model NAME (swinir models lists them)")
     print(export_onnx(args.weights, args.onnx, preset=args.preset, opset=args.opset).line())
     return EXIT_OK
 
@@ -305,8 +336,12 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
          *lazy(".evaluation", "add_eval_arguments", "run_eval_command")),
         ("train", "train SwinIR (resumable, distributed with torchrun)",
          *lazy(".training.cli", "add_train_arguments", "run_train_command")),
-        ("models", "list the bundled models and their measured quality",
-         *lazy(".bundled", "add_models_arguments", "run_models_command")),
+        ("models", "list the bundled models and the authors' (downloaded or not, size, the paper's numbers)",
+         *lazy(".catalog", "add_models_arguments", "run_models_command")),
+        ("pull", "download, verify and cache the authors' models (swinir models lists them)",
+         *lazy(".catalog", "add_pull_arguments", "run_pull_command")),
+        ("reproduce", "check the authors' models against the paper's numbers on your machine",
+         *lazy(".evaluation.reproduce", "add_reproduce_arguments", "run_reproduce_command")),
         ("serve", "run the local web app and HTTP API", *lazy(".service", "add_serve_arguments", "run_serve_command")),
     ]
 

@@ -152,7 +152,15 @@ PRESETS: dict[str, Preset] = {
             ModelConfig(upscale=4, img_size=64, window_size=8, upsampler="nearest+conv", resi_connection="3conv",
                         **_L),
             "SwinIR-L real-world SR x4 (3conv residual connections, GAN-trained)", 28_013_059,
-            ("003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN.pth",),
+            ("003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_GAN.pth",
+             "003_realSR_BSRGAN_DFOWMFC_s64w8_SwinIR-L_x4_PSNR.pth"),
+        ),
+        Preset(
+            "real_sr_x2_m", "real_sr",
+            ModelConfig(upscale=2, img_size=64, window_size=8, upsampler="nearest+conv", **_M),
+            "SwinIR-M real-world SR x2 (the x4 model's head with one upsampling step, GAN-trained)",
+            11_678_631,  # counted: the reference publishes no figure for it
+            ("003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x2_GAN.pth",),
         ),
         _same_size("gray_dn", "gray_dn", 1, 8, 128, 1.0, 11_497_681, "SwinIR-M gray denoising (one model per sigma)",
                    tuple(f"004_grayDN_DFWB_s128w8_SwinIR-M_noise{s}.pth" for s in (15, 25, 50))),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import SwinIRError
 from ..fileio import write_bytes_atomic
+from ..hub import add_model_options, add_offline_option, model_file
 from ..precision import PRECISION_CHOICES, resolve_precision
 from ..tasks import TASK_NAMES
 from .methods import BASELINES, Method, baseline_method, bundled_weights_for, model_method
@@ -32,6 +33,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--weights", "-w",
                        help="a SwinIR checkpoint (.pth or .safetensors) to evaluate; default: the bundled model")
     which.add_argument("--method", choices=BASELINES, help="a baseline instead of a model")
+    add_model_options(which)
+    add_offline_option(parser)
     parser.add_argument("--preset", help="read --weights as this preset instead of inferring the architecture")
     parser.add_argument("--sigma", type=float, default=None, help="noise level for denoising (0-255 scale)")
     parser.add_argument("--quality", type=int, default=None, help="JPEG quality for artifact reduction")
@@ -98,10 +101,12 @@ def run_eval_command(args: argparse.Namespace, *,
     if args.method:
         method, method_name, precision = baseline_method(args.method, settings), args.method, ""
     else:
+        if getattr(args, "model", None):
+            args.weights = str(model_file(args.model, offline=args.offline, quiet=args.quiet))
         if not args.weights:
             args.weights = str(bundled_weights_for(settings))
         method = (restore_factory or weights_method_from_args)(args, settings)
-        method_name = Path(args.weights).stem
+        method_name = getattr(args, "model", None) or Path(args.weights).stem
         from ..export import backend_precision, resolve_backend
 
         if resolve_backend(getattr(args, "backend", "auto"), args.weights) == "onnxruntime":

@@ -12,6 +12,7 @@ import logging
 import sys
 
 from ..errors import SwinIRError
+from ..hub import add_model_options, add_offline_option, model_file
 from .app import create_app
 from .registry import ModelRegistry
 from .settings import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_MB, MB, Settings, WeightsSpec
@@ -28,7 +29,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", "-w", action="append", default=[], metavar="[NAME=]FILE",
                    help="serve this checkpoint (repeatable). NAME is what requests pass as `task` (default: the "
                         "file's stem); a task name such as denoise or color_car also sets the model's task")
-    p.add_argument("--no-bundled", action="store_true", help="serve only the --weights models")
+    add_model_options(p, repeatable=True)
+    add_offline_option(p)
+    p.add_argument("--no-bundled", action="store_true", help="serve only the --weights and --model models")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all cores)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULT_MAX_UPLOAD_MB,
@@ -57,7 +60,9 @@ def is_loopback(host: str) -> bool:
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The parsed flags as :class:`Settings` (sizes in bytes)."""
     return Settings(
-        weights=tuple(WeightsSpec.parse(w) for w in args.weights),
+        weights=(*(WeightsSpec.parse(w) for w in args.weights),
+                 *(WeightsSpec(model_file(name, offline=getattr(args, "offline", False)), name)
+                   for name in getattr(args, "model", None) or ())),
         include_bundled=not args.no_bundled,
         device=args.device,
         max_upload_bytes=int(args.max_upload_mb * MB),
