@@ -132,3 +132,16 @@ def test_with_no_task_the_photo_model_serves_and_other_scales_fall_back_to_bicub
     assert made("photo4", "photo", 4).label == "photo x4" and made("dn", "denoise", 1).label == "denoise"
     with pytest.raises(swinir.SwinIRError, match=r"no bundled model for task photo x2 \(bundled: denoise, sr x2"):
         bundled_model("photo", 2)
+
+
+def test_a_manifest_key_this_version_does_not_know_is_ignored_with_a_warning(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    import swinir.bundled as bundled
+
+    (tmp_path / "m.safetensors").write_bytes(b"")
+    entry = {"name": "m", "task": "sr", "scale": 4, "file": "m.safetensors", "description": "d", "future": 1}
+    (tmp_path / "models.json").write_text(json.dumps({"models": [entry]}))
+    monkeypatch.setattr(bundled, "weights_dir", lambda: tmp_path)
+    with pytest.warns(UserWarning, match=r"m has keys this swinir does not know \(future\)"):
+        assert [m.name for m in bundled.bundled_models()] == ["m"]

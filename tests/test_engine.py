@@ -122,8 +122,7 @@ def test_default_threads_leave_the_cores_other_processes_keep_busy(monkeypatch) 
     of two; processes started by torchrun keep their equal share (they would count each other)."""
     import psutil
 
-    from swinir.hardware import busy_cpus
-    from swinir.processes import ProcessPlace
+    from swinir.processes import ProcessPlace, busy_cpus
 
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval, percpu: [90.0, 10.0])
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from swinir import PRESETS, SwinIRError
-from swinir.presets import TASKS
+from swinir.tasks import TASKS
 from swinir.training.config import apply_overrides, load_config, parse_config, recipe_names
 from swinir.training.tasks import TASK_BEHAVIOURS
 from test_training import tiny_raw, write_yaml
@@ -141,8 +141,18 @@ def test_learning_rate_halves_at_50_80_90_95_percent(tmp_path: Path) -> None:
         2e-4, 2e-4, 1e-4, 1e-4, 5e-5, 2.5e-5, 1.25e-5, 1.25e-5]
 
 
-def test_the_task_table_covers_every_task() -> None:
-    assert set(TASK_BEHAVIOURS) == set(TASKS)
+def test_every_task_of_the_table_can_be_trained() -> None:
+    """Each task in swinir.tasks has a degradation sampler and is a name the training config accepts."""
+    import typing
+
+    from swinir.training.config import TaskConfig
+    from swinir.training.tasks import DEGRADATIONS
+
+    accepted = set(typing.get_args(typing.get_type_hints(TaskConfig)["name"]))
+    for name, spec in TASKS.items():
+        assert spec.degradation in DEGRADATIONS, name
+        assert name in accepted, name
+    assert set(TASK_BEHAVIOURS) == set(TASKS) == accepted
 
 
 def test_train_precision_is_the_package_precision_type() -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,17 @@ def weights_dir() -> Path:
     return Path(str(resources.files("swinir") / "weights"))
 
 
+def _model_of(entry: dict[str, Any]) -> BundledModel:
+    """A manifest entry as a record; keys this version does not know (a newer campaign's) are dropped with a
+    warning, never a crash of ``swinir restore``."""
+    known = {f.name for f in fields(BundledModel)}
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        warnings.warn(f"weights/models.json: {entry.get('name', '?')} has keys this swinir does not know "
+                      f"({', '.join(unknown)}); ignored", stacklevel=3)
+    return BundledModel(**{k: v for k, v in entry.items() if k in known})
+
+
 def bundled_models() -> list[BundledModel]:
     """Every model listed in the manifest whose weights file is present, in the order of the task families
     (the default one first: the web page and the server serve it when no task is named)."""
@@ -68,7 +80,7 @@ def bundled_models() -> list[BundledModel]:
     if not manifest.is_file():
         return []
     entries = json.loads(manifest.read_text())["models"]
-    models = [BundledModel(**entry) for entry in entries]
+    models = [_model_of(entry) for entry in entries]
     present = [m for m in models if m.path.is_file()]
     return sorted(present, key=lambda m: FAMILIES.index(family_of(m.task)))  # the default (photo) first
 
@@ -83,7 +95,7 @@ def bundled_model(task: str | None = None, scale: int | None = None) -> BundledM
         for model in models:
             if model.task == key and model.scale == want_scale:
                 return model
-    key = families[0]
+    key = families[-1]  # with no task, the miss is told as bicubic SR, which has the most scales
     want = family_label(key, (scale or DEFAULT_SCALE) if upsamples(key) else 1)
     have = ", ".join(m.label for m in models) or "none"
     raise SwinIRError(f"no bundled model for task {want} (bundled: {have}); pass --weights with a checkpoint, "

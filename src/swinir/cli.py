@@ -8,6 +8,7 @@ exit code (:class:`~swinir.errors.SwinIRError`); anything else is a bug and keep
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -87,7 +88,8 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
                    help="auto (default): onnxruntime for an .onnx file from swinir export, else PyTorch; "
                         "onnxruntime runs on the CPU in fp32 (a checkpoint is exported first)")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads (default: all cores, divided among the processes torchrun starts on a machine)")
+                   help="CPU threads (default: the cores this process may use, less those other processes keep busy "
+                        "when it starts, divided among the processes torchrun starts on a machine)")
     p.add_argument("--format", default="png", help="image output format by extension: png (default), tif, bmp, "
                                                    "jpg, webp")
     video = p.add_argument_group("video")
@@ -184,7 +186,10 @@ def run_restore(args: argparse.Namespace) -> int:
     args.device = shard.device(args.device)
     check_restore_arguments(args)
     use_authors_model(args, downloads=shard.world_size == 1)  # torchrun's processes use the cache only
-    set_threads(args.threads or shard.default_threads())
+    threads = set_threads(args.threads or shard.default_threads(leave_busy_cores=True))
+    if not args.threads and not args.quiet and shard.is_main and threads < len(os.sched_getaffinity(0)):
+        print(f"other processes keep cores busy: restoring with {threads} thread(s) (--threads N to choose)",
+              file=sys.stderr)
     encode = EncodeOptions(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt)
     with ProcessGroup(shard) as group:
         plan = plan_jobs(args.inputs, args.output, args.format, args.video_format, encode, recursive=args.recursive)

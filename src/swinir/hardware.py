@@ -38,21 +38,6 @@ def cpu_model_name() -> str:
     return platform.processor() or "unknown"
 
 
-def busy_cpus(cpus: set[int], interval: float = 0.2) -> int:
-    """How many of ``cpus`` are kept busy (over 50 %) by other processes, sampled over ``interval`` seconds.
-
-    PyTorch's threads wait for each other at every operation, so one thread that shares its core with another
-    busy process stalls them all: a 2-thread forward beside one busy process took 3x as long as a 1-thread
-    one (SwinIR-S, Intel Xeon, 2 cores, 2026-12-05). 0 where the use cannot be read."""
-    try:
-        import psutil
-
-        per_cpu = psutil.cpu_percent(interval=interval, percpu=True)
-    except (ImportError, OSError):
-        return 0
-    return sum(1 for i in cpus if i < len(per_cpu) and per_cpu[i] > 50.0)
-
-
 def cpu_flags() -> set[str]:
     """The CPU's feature flags as /proc/cpuinfo lists them (empty where it cannot be read)."""
     try:

@@ -16,10 +16,6 @@ from typing import Any
 from .errors import SwinIRError
 from .network import RESI_CONNECTIONS, UPSAMPLERS, SwinIR
 
-TASKS: tuple[str, ...] = (
-    "classical_sr", "lightweight_sr", "real_sr", "gray_dn", "color_dn", "gray_car", "color_car",
-)
-
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -46,18 +46,31 @@ class ProcessPlace:
     def default_threads(self, *, leave_busy_cores: bool = False) -> int:
         """The CPU cores this process may use, divided among the processes on this machine; with
         ``leave_busy_cores`` (a single process), less the cores other processes keep busy right now
-        (:func:`swinir.hardware.busy_cpus`), so that no thread waits on a core it does not get."""
+        (:func:`busy_cpus`), so that no thread waits on a core it does not get."""
         cpus = os.sched_getaffinity(0)
         free = len(cpus)
         if leave_busy_cores and self.local_world_size == 1:
-            from .hardware import busy_cpus
-
             free -= busy_cpus(cpus)
         return max(1, free // self.local_world_size)
 
     def device(self, device: str) -> str:
         """``cuda`` means this process's own GPU (``cuda:LOCAL_RANK``) when several share a machine."""
         return f"cuda:{self.local_rank}" if self.active and device == "cuda" else device
+
+
+def busy_cpus(cpus: set[int], interval: float = 0.2) -> int:
+    """How many of ``cpus`` are kept busy (over 50 %) by other processes, sampled over ``interval`` seconds.
+
+    PyTorch's threads wait for each other at every operation, so one thread that shares its core with another
+    busy process stalls them all: a 2-thread forward beside one busy process took 3x as long as a 1-thread
+    one (SwinIR-S, Intel Xeon, 2 cores, 2026-12-05). 0 where the use cannot be read."""
+    try:
+        import psutil
+
+        per_cpu = psutil.cpu_percent(interval=interval, percpu=True)
+    except (ImportError, OSError):
+        return 0
+    return sum(1 for i in cpus if i < len(per_cpu) and per_cpu[i] > 50.0)
 
 
 def process_place(environ: Mapping[str, str] = os.environ) -> ProcessPlace:
