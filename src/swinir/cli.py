@@ -275,11 +275,11 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     """Write MODEL in the --to format; for reference files, name any constructor argument the file cannot tell."""
-    from .bundled import model_file
     from .checkpoints import check_target, convert, reference_gaps
+    from .hub import model_path
 
     check_target(args.dst, args.to)
-    config = convert(model_file(args.src), args.dst, args.preset, to=args.to)
+    config = convert(model_path(args.src), args.dst, args.preset, to=args.to)  # a file, bundled or authors' name
     print(f"wrote {args.dst} ({config.upsampler or 'same-size'}, x{config.upscale}, embed {config.embed_dim}, "
           f"{args.to} format)")
     gaps = reference_gaps(args.dst, config) if args.to == "reference" else {}
