@@ -91,9 +91,9 @@ def test_task_facts_come_from_the_one_table() -> None:
             settings = EvalSettings(name, 4 if spec.upsamples else 1, sigma=25, quality=10)
             assert (settings.metric_keys, settings.border, settings.is_sr) == (
                 spec.metric_keys, spec.metric_border(settings.scale), spec.upsamples)
-    # the bundled models are the colour models of the synthetic degradations
+    # the bundled models are the colour models of the synthetic degradations and of photos (bicubic, then JPEG)
     assert {n for n, spec in TASKS.items() if has_bundled_model(spec)} == {
-        "classical_sr", "lightweight_sr", "color_dn", "color_car"}
+        "classical_sr", "lightweight_sr", "photo_sr", "color_dn", "color_car"}
     assert bundled_weights_for(EvalSettings("color_car", quality=10)).name == "swinir-c-jpeg.safetensors"
     with pytest.raises(SwinIRError, match="no bundled model for gray_dn"):
         bundled_weights_for(EvalSettings("gray_dn", sigma=25))
