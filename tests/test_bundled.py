@@ -94,6 +94,7 @@ def centre_crops(folder: Path, names: list[str], size: int, out: Path) -> Path:
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU lacks avx512_bf16/amx_bf16: --precision auto "
                                                       "picks fp32 here, so bf16 is not its default")
 @pytest.mark.parametrize("model", ["sr2", "sr4", "denoise", "jpeg"])
+@pytest.mark.slow
 def test_auto_precision_keeps_the_bundled_models_psnr(model: str, tmp_path: Path) -> None:
     # where the CPU computes bf16 natively, --precision auto is bf16: it must not move the measured quality
     assert resolve_precision("auto") == "bf16"

@@ -313,6 +313,7 @@ def test_the_gpu_data_holds_exactly_the_recipes_training_folders(tmp_path: Path,
     assert not (tmp_path / "gpu_data" / "Tiny").exists()  # validation and measuring folders stay behind
 
 
+@pytest.mark.slow
 def test_a_gpu_call_continues_each_model_and_brings_back_weights_measured_here(tmp_path: Path, workspace) -> None:
     """The device call's path end to end, on the CPU: continue the shipped weights in a subprocess trainer,
     export them with their counters into the folder that comes back, then measure them like any candidate."""
@@ -343,6 +344,7 @@ def test_a_gpu_call_continues_each_model_and_brings_back_weights_measured_here(t
     assert ledger[-1]["iterations"] == 5 and ledger[-1]["note"].startswith("GPU segment (cpu, batch 3")
 
 
+@pytest.mark.slow
 def test_a_from_scratch_comparison_trains_each_width_from_random_weights_and_ships_nothing(
         tmp_path: Path, workspace, monkeypatch) -> None:
     """Widths the shipped file cannot seed: both variants start at iteration 0, the comparison is recorded on

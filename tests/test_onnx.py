@@ -20,6 +20,8 @@ from swinir.cli import main  # noqa: E402
 from swinir.errors import SwinIRError  # noqa: E402
 from swinir.export import OnnxRuntimeModel, export_network, open_model, resolve_backend  # noqa: E402
 
+pytestmark = pytest.mark.slow  # exports take seconds each: left out of the quick subset (-m "not slow")
+
 TOL = 1e-4  # the bound against eager fp32 (measured: ~1e-6)
 
 

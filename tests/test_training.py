@@ -275,6 +275,7 @@ def test_cli_export_and_print_config(data_root: Path, tmp_path: Path, capsys: py
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_tiny_model_beats_bicubic_on_held_out_crops(tmp_path: Path) -> None:
     """600 CPU steps on 12 T91 crops: validation L1 (EMA weights) clearly below MATLAB bicubic's."""
     train_dir = shared_path("datasets", "train")
@@ -347,6 +348,7 @@ torch.save({k: v.clone() for k, v in trainer.model.state_dict().items()}, f"{sys
 """
 
 
+@pytest.mark.slow
 def test_ddp_on_two_gloo_processes_matches_one_process_with_the_same_global_batch(data_root: Path,
                                                                                    tmp_path: Path) -> None:
     config = write_yaml(tmp_path / "ddp.yaml", tiny_raw(data_root, train={"iterations": 4, "drop_path_rate": 0.0},
