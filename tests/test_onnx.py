@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +21,18 @@ for _module in ("onnx", "onnxscript", "onnxruntime"):
 import onnx  # noqa: E402
 
 import swinir  # noqa: E402
+from swinir import engine  # noqa: E402
+from swinir.checkpoints import count_parameters  # noqa: E402
 from swinir.cli import main  # noqa: E402
 from swinir.errors import SwinIRError  # noqa: E402
-from swinir.export import OnnxRuntimeModel, export_network, open_model, resolve_backend  # noqa: E402
+from swinir.export import (  # noqa: E402
+    EXPORT_STAGES,
+    ORT_DEFAULT_MEMORY,
+    OnnxRuntimeModel,
+    export_network,
+    open_model,
+    resolve_backend,
+)
 
 pytestmark = pytest.mark.slow  # exports take seconds each: left out of the quick subset (-m "not slow")
 
@@ -34,15 +48,21 @@ def tiny(**changes: object) -> swinir.SwinIR:
 
 
 @pytest.fixture(scope="module")
-def color_x2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A colour x2 checkpoint and its export written by ``swinir export``."""
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A colour x2 checkpoint, its export written by ``swinir export``, and what the command said on stderr."""
     folder = tmp_path_factory.mktemp("onnx")
     model = tiny()
     weights = folder / "tiny_x2.safetensors"
     swinir.save_safetensors(weights, model, model.config, {"task": "classical_sr", "iterations": 7})
     out = folder / "tiny_x2.onnx"
-    assert main(["export", str(weights), "--onnx", str(out)]) == 0
-    return weights, out
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        assert main(["export", str(weights), "--onnx", str(out)]) == 0
+    return weights, out, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def color_x2(exported: tuple[Path, Path, str]) -> tuple[Path, Path]:
+    return exported[0], exported[1]
 
 
 def eager(model: swinir.SwinIR, x: torch.Tensor) -> torch.Tensor:
@@ -149,3 +169,65 @@ def test_export_refuses_a_folder_and_leaves_no_partial_file(tmp_path: Path) -> N
     with pytest.raises(SwinIRError, match="is a folder"):
         export_network(tiny(), tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_says_what_it_is_doing(exported: tuple[Path, Path, str]) -> None:
+    """Minutes of tracing for a full-size model: every stage is announced with the time so far (stderr is not a
+    terminal here, so one line each), in order, and the end."""
+    said = exported[2].splitlines()
+    stages = [line for line in said if line.startswith("export: ") and "... (" in line]
+    assert [line.split("export: ")[1].split("... (")[0] for line in stages] == list(EXPORT_STAGES)
+    assert all(re.search(r"\.\.\. \(\d+ s\)$", line) for line in stages)
+    assert re.fullmatch(r"export: done in \d+ s", said[-1])
+
+
+def test_info_describes_an_export(tmp_path: Path, exported: tuple[Path, Path, str],
+                                  capsys: pytest.CaptureFixture) -> None:
+    weights, path, _ = exported
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "ONNX, opset 18; fp32 input (*, 3, *, *)" in out  # what swinir export writes: dynamic batch/H/W
+    assert "upscale          2" in out and "embed_dim        12" in out and "window_size      8" in out
+    assert "task:        super-resolution x2 (trained as classical_sr)" in out
+    assert f"parameters:  {count_parameters(swinir.load(weights)):,}" in out
+    assert "swinir.source: tiny_x2.safetensors" in out
+    bad = tmp_path / "cut.onnx"
+    bad.write_bytes(path.read_bytes()[:1000])
+    assert main(["info", str(bad)]) == 1
+    assert "not a readable ONNX file" in capsys.readouterr().err
+
+
+def test_onnxruntime_is_tiled_from_its_own_memory_estimate(monkeypatch: pytest.MonkeyPatch,
+                                                           color_x2: tuple[Path, Path]) -> None:
+    """The whole-image graph takes ~4x PyTorch's memory: with 64 GiB free, PyTorch runs a 1000x1500 image
+    whole, onnxruntime in tiles whose estimated activations fit its default budget (2 GiB)."""
+    weights, path = color_x2
+    monkeypatch.setattr(engine, "available_memory", lambda: 64 << 30)
+    backend = OnnxRuntimeModel(path, threads=1)
+    assert engine.plan_restore(swinir.load(weights), 1000, 1500).tile is None
+    plan = engine.plan_restore(backend, 1000, 1500)
+    assert plan.tile is not None and plan.calls > 1
+    assert plan.tile**2 * engine.bytes_per_pixel(backend) <= ORT_DEFAULT_MEMORY
+    assert engine.plan_restore(backend, 1000, 1500, max_memory=64 << 30).tile is None  # --max-memory raises it
+
+
+PEAK_SCRIPT = """
+import sys, torch
+from swinir.export import OnnxRuntimeModel
+def peak():
+    return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
+model = OnnxRuntimeModel(sys.argv[1], threads=1)
+model(torch.rand(1, 3, 16, 16))
+before = peak()
+model(torch.rand(1, 3, 256, 256))
+print(peak() - before, model.activation_bytes_per_pixel() * 256 * 256)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak memory from /proc")
+def test_the_onnxruntime_memory_estimate_is_honest(color_x2: tuple[Path, Path]) -> None:
+    """The estimate the tiles are planned from covers the measured peak of one pass, without doubling it."""
+    run = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(color_x2[1])], capture_output=True, text=True,
+                         check=True)
+    measured, estimate = map(float, run.stdout.split())
+    assert measured <= estimate <= 2 * measured, (measured, estimate)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -228,26 +229,70 @@ def run_restore(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from .checkpoints import count_parameters, read_checkpoint, resolve_config
+    """Describe a checkpoint or an ONNX export: config, task, parameters, preset, metadata (no local paths)."""
+    from .checkpoints import count_parameters, model_info, read_checkpoint, resolve_config
     from .hub import model_path
     from .presets import PRESETS
 
+    given = Path(args.file)
     args.file = model_path(args.file)  # a path, a bundled model's name, or a downloaded authors' model's name
+    named = not given.exists()  # a name: its file lives inside the package or the cache, not the user's concern
+    print(f"model:       {given} ({args.file.name})" if named else f"file:        {given}")
+    if args.file.suffix.lower() == ".onnx":
+        return _onnx_info(args)
     state, meta = read_checkpoint(args.file)
     config = resolve_config(state, meta, args.preset)
     source = "preset" if args.preset else ("metadata" if "swinir.config" in meta else "inferred from the weights")
-    params = count_parameters(config.build())
     match = [name for name, p in PRESETS.items() if p.config.replace(img_size=config.img_size) == config]
-    print(f"file:        {args.file}")
+    _print_model(config, source, model_info(config, meta, args.file.name), meta)
+    print(f"parameters:  {count_parameters(config.build()):,}")
+    print(f"preset:      {', '.join(match) if match else 'none (custom architecture)'}")
+    _print_metadata(meta)
+    return EXIT_OK
+
+
+def _onnx_info(args: argparse.Namespace) -> int:
+    """``swinir info FILE.onnx``: what ``swinir export`` stored (config, task, opset, precision)."""
+    from .checkpoints import count_parameters, model_info
+    from .export import read_onnx_file
+
+    if args.preset:
+        raise SwinIRError(f"--preset does not apply to {args.file.name}: an ONNX export stores its config")
+    onnx = read_onnx_file(args.file)
+    print(f"format:      ONNX, opset {onnx.opset}; {onnx.precision} {onnx.inputs} (*: any size)")
+    if onnx.config is None:
+        print("config:      none: not written by swinir export (no swinir.config metadata), so swinir cannot run it")
+        _print_metadata(onnx.metadata)
+        return EXIT_OK
+    _print_model(onnx.config, "metadata", model_info(onnx.config, onnx.metadata, args.file.name), onnx.metadata)
+    print(f"parameters:  {count_parameters(onnx.config.build()):,}")
+    print(f"runs with:   swinir restore ... --weights {args.file.name} (onnxruntime on the CPU, fp32)")
+    _print_metadata(onnx.metadata)
+    return EXIT_OK
+
+
+def _print_model(config: Any, source: str, info: Any, meta: dict[str, str]) -> None:
+    """The config lines and the task line of ``swinir info``."""
+    from .tasks import FAMILY_LABELS, upsamples
+
     print(f"config:      ({source})")
     for key, value in config.to_dict().items():
         print(f"  {key:16s} {value}")
-    print(f"parameters:  {params:,}")
-    print(f"preset:      {', '.join(match) if match else 'none (custom architecture)'}")
+    scale = f" x{info.scale}" if upsamples(info.family) else ""
+    trained = f" (trained as {meta['swinir.task']})" if meta.get("swinir.task") else ""
+    print(f"task:        {FAMILY_LABELS[info.family]}{scale}{trained}")
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])(?:/[\w.+-]+)+/([\w.+-]+/[\w.+-]+)")
+
+
+def _print_metadata(meta: dict[str, str]) -> None:
+    """The ``swinir.*`` metadata but the config, with the folders of the machine that wrote the file cut to
+    their last two parts (``/home/x/data/train/T91`` shows as ``train/T91``)."""
     for key, value in sorted(meta.items()):
         if key != "swinir.config":
-            print(f"{key}: {value}")
-    return EXIT_OK
+            shown = _ABSOLUTE_PATH.sub(r"\1", value)
+            print(f"{key}: {shown}")
 
 
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
@@ -260,16 +305,19 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="the ONNX file to write")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
     p.add_argument("--preset", help="read the weights as this preset instead of inferring the architecture")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress, only the summary line")
 
 
 def run_export(args: argparse.Namespace) -> int:
     """Write one ONNX graph for every batch, height and width, checked against PyTorch; print a summary."""
-    from .export import export_onnx
+    from .export import export_onnx, stage_display
 
     use_authors_model(args)
     if not args.weights:
         raise SwinIRError("name the model to export: a checkpoint file, or --model NAME (swinir models lists them)")
-    print(export_onnx(args.weights, args.onnx, preset=args.preset, opset=args.opset).line())
+    with stage_display(quiet=args.quiet) as stage:
+        summary = export_onnx(args.weights, args.onnx, preset=args.preset, opset=args.opset, stage=stage)
+    print(summary.line())
     return EXIT_OK
 
 

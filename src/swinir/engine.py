@@ -65,20 +65,26 @@ def _feather(length: int, overlap: int, at_start: bool, at_end: bool) -> Tensor:
     return ramp
 
 
-def bytes_per_pixel(model: nn.Module, precision: Precision = "fp32") -> float:
-    """Rough peak activation bytes per LR pixel of one forward pass (measured factor on top of the shapes).
-
-    Dominated by the MLP hidden layer, q/k/v and attention logits of one block, plus the upsampling head.
-    Used only to choose a tile size from a memory budget.
-    """
+def activation_elements(model: nn.Module) -> float:
+    """Elements alive per LR pixel at the peak of one forward pass, from the shapes: the MLP hidden layer,
+    q/k/v and attention logits of one block, plus the upsampling head."""
     cfg = model.config if hasattr(model, "config") else None
     dim = cfg.embed_dim if cfg else 180
     ratio = cfg.mlp_ratio if cfg else 2.0
     heads = max(cfg.num_heads) if cfg else 6
     ws = model.window_size
     scale = model.upscale
-    elems = dim * (8 + 2 * ratio) + heads * ws * ws * 2 + 64 * scale * scale * 3
-    return elems * (2 if precision != "fp32" else 4) * 1.5
+    return dim * (8 + 2 * ratio) + heads * ws * ws * 2 + 64 * scale * scale * 3
+
+
+def bytes_per_pixel(model: nn.Module, precision: Precision = "fp32") -> float:
+    """Rough peak activation bytes per LR pixel of one forward pass (a measured factor on the shapes of
+    :func:`activation_elements`). Used only to choose a tile size from a memory budget. A backend that
+    computes differently (the onnxruntime one) gives its own as ``model.activation_bytes_per_pixel()``."""
+    own = getattr(model, "activation_bytes_per_pixel", None)
+    if callable(own):
+        return float(own())
+    return activation_elements(model) * (2 if precision != "fp32" else 4) * 1.5
 
 
 def available_memory() -> int:
@@ -94,8 +100,13 @@ def available_memory() -> int:
 
 
 def auto_tile(model: nn.Module, h: int, w: int, max_memory: int | None, precision: Precision = "fp32") -> int | None:
-    """The largest tile (multiple of the window) whose activations fit ``max_memory``; None = no tiling needed."""
+    """The largest tile (multiple of the window) whose activations fit ``max_memory``; None = no tiling needed.
+
+    The default budget is half the available memory, or less where the model caps it
+    (``model.default_memory_cap``: the onnxruntime backend, whose whole-image pass is not chunked)."""
     budget = max_memory if max_memory is not None else available_memory() // 2
+    if max_memory is None and getattr(model, "default_memory_cap", None):
+        budget = min(budget, int(model.default_memory_cap))
     ws = model.window_size
     side = int(math.sqrt(max(budget, 1) / bytes_per_pixel(model, precision)))
     if side >= max(h, w):

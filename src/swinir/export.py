@@ -13,6 +13,13 @@ Backend (``--backend onnxruntime``, :func:`open_onnxruntime`): an object with th
 the pipeline read from a network (``upscale``, ``in_chans``, ``window_size``, ``config``, ``metadata``,
 ``device``, ``dtype``), callable on a float tensor (B, C, H, W). It computes in float32 on the CPU
 (``CPUExecutionProvider``); results equal the PyTorch network in float32 to ~1e-6 (``tests/test_onnx.py``).
+The graph runs the whole image at once (no chunks of windows, unlike the PyTorch path), so its memory grows
+with the pixels: ~20 KB per input pixel for SwinIR-S x4 against ~2-5 KB in PyTorch. The engine tiles it from
+the backend's own estimate (:data:`ORT_ACTIVATION_FACTOR`) and a default budget capped at
+:data:`ORT_DEFAULT_MEMORY` (``--max-memory`` raises it); the session's arena is off, so memory goes back
+after every tile.
+
+:func:`read_onnx_file` describes an export (``swinir info``): its config, task, opset, precision.
 
 ``onnx``, ``onnxscript`` (the exporter's) and ``onnxruntime`` are optional: ``pip install 'swinir[onnx]'``.
 """
@@ -26,9 +33,10 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +55,13 @@ INPUT_NAME, OUTPUT_NAME = "input", "output"
 CONFIG_KEY = "swinir.config"
 INSTALL_HINT = "pip install 'swinir[onnx]' (onnx, onnxscript, onnxruntime)"
 EXAMPLE_WINDOWS = (3, 5)  # traced example: 3 x 5 windows, batch 2 (sizes of 1 or 2 windows would be specialised)
+EXPORT_STAGES = ("tracing the network", "translating to ONNX", "optimising the graph", "writing the file",
+                 "checking it against PyTorch")  # what swinir export says it is doing, in order
+# Peak bytes per LR pixel of one onnxruntime pass = fp32 elements of engine.activation_elements x this factor.
+# Measured (VmHWM growth, 2-CPU Xeon, onnxruntime 1.32, 2026-12-05): SwinIR-S x4 19.4-19.7 KB/px at 128-192 px
+# (1.08 x the shapes), a 12-channel x2 toy 3.6-5.5 KB/px (0.76-1.17 x); the factor covers both.
+ORT_ACTIVATION_FACTOR = 1.2
+ORT_DEFAULT_MEMORY = 2 << 30  # default activation budget of the onnxruntime backend (half the free RAM if less)
 
 
 @dataclass(frozen=True)
@@ -93,14 +108,17 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def export_network(model: SwinIR, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
-                   metadata: Mapping[str, str] | None = None) -> ExportSummary:
+                   metadata: Mapping[str, str] | None = None,
+                   stage: Callable[[str], None] | None = None) -> ExportSummary:
     """Write ``model`` as one ONNX graph with dynamic batch, height and width (multiples of the window).
 
     The caller's model is not changed: a float32 CPU copy is traced with the whole-map inference path
     (``set_inference_chunk(None)``) and the fused attention. The file is written atomically, with the config
     and ``metadata`` (``swinir.*`` keys) in its ``metadata_props``, and then checked: onnxruntime runs it on
-    a small input and its output is compared with PyTorch's.
+    a small input and its output is compared with PyTorch's. ``stage`` is called with each of
+    :data:`EXPORT_STAGES` as it starts (the whole takes minutes for a full-size model; see :func:`stage_display`).
     """
+    stage = stage or (lambda name: None)
     for module in ("onnx", "onnxscript", "onnxruntime"):
         _require(module)
     import onnx
@@ -126,16 +144,18 @@ def export_network(model: SwinIR, path: str | os.PathLike, *, opset: int = DEFAU
             props[key] = value if isinstance(value, str) else json.dumps(value)
     with atomic_path(path) as tmp:
         tmp.touch()  # an unwritable folder fails now, not after minutes of tracing
-        proto = _trace(net, opset)
+        proto = _trace(net, opset, stage)
+        stage(EXPORT_STAGES[3])
         del proto.metadata_props[:]
         for key, value in sorted(props.items()):
             proto.metadata_props.add(key=key, value=value)
         onnx.save_model(proto, str(tmp))
+    stage(EXPORT_STAGES[4])
     diff = _self_check(net, path)
     return ExportSummary(path, config, opset, time.monotonic() - started, diff, path.stat().st_size)
 
 
-def _trace(net: SwinIR, opset: int) -> Any:
+def _trace(net: SwinIR, opset: int, stage: Callable[[str], None]) -> Any:
     """The ONNX ``ModelProto`` of ``net``, traced by ``torch.export`` with symbolic batch, height and width."""
     ws = net.window_size
     rows, cols = EXAMPLE_WINDOWS
@@ -144,9 +164,13 @@ def _trace(net: SwinIR, opset: int) -> Any:
     shapes = ({0: dim("batch", min=1), 2: ws * dim("window_rows", min=1), 3: ws * dim("window_cols", min=1)},)
     try:
         with torch.no_grad(), _quiet_exporter():
+            stage(EXPORT_STAGES[0])
             program = torch.export.export(net, (example,), dynamic_shapes=shapes, strict=False)
+            stage(EXPORT_STAGES[1])
             onnx_program = torch.onnx.export(program, dynamo=True, input_names=[INPUT_NAME],
-                                             output_names=[OUTPUT_NAME], opset_version=opset, optimize=True)
+                                             output_names=[OUTPUT_NAME], opset_version=opset, optimize=False)
+            stage(EXPORT_STAGES[2])
+            onnx_program.optimize()
     except Exception as err:  # the exporter's messages run to pages; the first line names the problem
         first = (str(err).strip().splitlines() or [""])[0]
         raise SwinIRError(f"ONNX export failed ({type(err).__name__}: {first}); try another --opset") from err
@@ -156,14 +180,55 @@ def _trace(net: SwinIR, opset: int) -> Any:
 
 
 def export_onnx(weights: str | os.PathLike, path: str | os.PathLike, *, preset: str | None = None,
-                opset: int = DEFAULT_OPSET) -> ExportSummary:
+                opset: int = DEFAULT_OPSET, stage: Callable[[str], None] | None = None) -> ExportSummary:
     """Export a checkpoint (.pth or .safetensors, see :func:`swinir.checkpoints.load`) to ``path``."""
     from .checkpoints import load
 
     model = load(weights, preset)
     meta = dict(model.metadata)
     meta.setdefault("swinir.source", Path(weights).name)
-    return export_network(model, path, opset=opset, metadata=meta)
+    return export_network(model, path, opset=opset, metadata=meta, stage=stage)
+
+
+@contextlib.contextmanager
+def stage_display(*, quiet: bool = False, prefix: str = "export") -> Iterator[Callable[[str], None]]:
+    """A ``stage`` callback for :func:`export_network` that shows the stage and the time since the start on
+    stderr: one line per stage when stderr is a file or pipe, a bar redrawn every second on a terminal (so a
+    minute of tracing does not look like a hang)."""
+    started = time.monotonic()
+    if quiet:
+        yield lambda name: None
+        return
+    if not sys.stderr.isatty():
+        def line(name: str) -> None:
+            print(f"{prefix}: {name}... ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
+        yield line
+        print(f"{prefix}: done in {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(EXPORT_STAGES), file=sys.stderr, leave=False,
+               bar_format=prefix + ": {n_fmt}/{total_fmt} {desc} [{elapsed}]")
+    stop = threading.Event()
+
+    def tick() -> None:  # redraw the elapsed time while a stage runs
+        while not stop.wait(1):
+            bar.refresh()
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+
+    def show(name: str) -> None:
+        bar.update(EXPORT_STAGES.index(name) + 1 - bar.n if name in EXPORT_STAGES else 0)  # stage n of 5
+        bar.set_description_str(name)
+
+    try:
+        yield show
+    finally:
+        stop.set()
+        ticker.join()
+        bar.close()
 
 
 def _check_dynamic(proto: Any) -> None:
@@ -211,6 +276,7 @@ class OnnxRuntimeModel:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # errors only
+        options.enable_cpu_mem_arena = False  # give the memory back after each run (the arena keeps its peak)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as err:
@@ -240,12 +306,57 @@ class OnnxRuntimeModel:
         out = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.numpy())})[0]
         return torch.from_numpy(out)[..., : h * self.upscale, : w * self.upscale]
 
+    def activation_bytes_per_pixel(self) -> float:
+        """Peak bytes per input pixel of one pass (the engine tiles from it, see the module docstring)."""
+        from .engine import activation_elements
+
+        return activation_elements(self) * 4 * ORT_ACTIVATION_FACTOR
+
+    default_memory_cap = ORT_DEFAULT_MEMORY  # the engine's default tiling budget for this backend, at most
+
     def eval(self) -> OnnxRuntimeModel:
         """Nothing to switch (inference only); here so that code written for modules runs unchanged."""
         return self
 
     def __repr__(self) -> str:
         return f"OnnxRuntimeModel({str(self.path)!r}, threads={self.threads})"
+
+
+_ELEMENT_TYPES = {1: "fp32", 10: "fp16", 11: "fp64", 16: "bf16"}  # onnx.TensorProto data types
+
+
+@dataclass(frozen=True)
+class OnnxFileInfo:
+    """What an ONNX file says about itself, read without running it (``swinir info``)."""
+
+    path: Path
+    config: ModelConfig | None  # None: not written by swinir export
+    opset: int
+    precision: str  # the input's element type: fp32 for swinir's exports
+    inputs: str  # e.g. "input (*, 3, *, *)": * for a dynamic size
+    metadata: dict[str, str]
+
+
+def read_onnx_file(path: str | os.PathLike) -> OnnxFileInfo:
+    """The config, opset, precision and metadata of an ONNX file (any ONNX file; a swinir export has a config)."""
+    onnx = _require("onnx")
+    path = Path(path)
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as err:
+        raise SwinIRError(f"{path}: not a readable ONNX file ({str(err).strip().splitlines()[0]}); re-export it "
+                          "with swinir export") from err
+    meta = {prop.key: prop.value for prop in proto.metadata_props}
+    config = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY])) if CONFIG_KEY in meta else None
+    opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    graph_inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
+    kinds = {_ELEMENT_TYPES.get(i.type.tensor_type.elem_type, f"type {i.type.tensor_type.elem_type}")
+             for i in graph_inputs}
+    dims = {i.name: ["*" if d.dim_param else str(d.dim_value) for d in i.type.tensor_type.shape.dim]
+            for i in graph_inputs}
+    inputs = ", ".join(f"{name} ({', '.join(shape)})" for name, shape in dims.items())
+    return OnnxFileInfo(path, config, opset, "/".join(sorted(kinds)) or "none", inputs,
+                        {k: v for k, v in meta.items() if k != CONFIG_KEY})
 
 
 def backend_precision(choice: str) -> str:
@@ -271,9 +382,9 @@ def open_onnxruntime(weights: str | os.PathLike, preset: str | None = None, *, d
     if not quiet:
         print(f"exporting {path.name} to ONNX for onnxruntime (a minute or more; keep the file with "
               f"swinir export {path.name} --onnx FILE.onnx)", file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(prefix="swinir-onnx-") as folder:
+    with tempfile.TemporaryDirectory(prefix="swinir-onnx-") as folder, stage_display(quiet=quiet) as stage:
         exported = Path(folder) / f"{path.stem}.onnx"
-        export_onnx(path, exported, preset=preset)
+        export_onnx(path, exported, preset=preset, stage=stage)
         return OnnxRuntimeModel(exported, threads=threads)  # the session holds the graph; the file can go
 
 
