@@ -75,7 +75,8 @@ def test_restore_with_no_weights_uses_the_bundled_x4_model(tmp_path: Path) -> No
 
 def test_manifest_entries_are_complete() -> None:
     models = bundled_models()
-    assert {(m.task, m.scale) for m in models} >= {("sr", 2), ("sr", 4), ("denoise", 1), ("jpeg", 1)}
+    assert {(m.task, m.scale) for m in models} >= {("photo", 4), ("sr", 2), ("sr", 4), ("denoise", 1), ("jpeg", 1)}
+    assert bundled_model().name == "swinir-s-photo-x4"  # what restore uses with no task
     for m in models:
         assert m.path.stat().st_size < 5_000_000
         assert m.training["iterations"] > 0 and m.quality, m.name
