@@ -37,6 +37,7 @@ from tqdm import tqdm
 from .errors import SwinIRError
 from .fileio import stem_keeping_suffix
 from .pipeline import RestoreOptions, restore_image
+from .streaming import TiffOptions, restore_tiff
 from .video import VIDEO_SUFFIXES, EncodeOptions, check_encode_options, restore_video
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm",
@@ -237,13 +238,15 @@ def _name_key(path: Path) -> str:
 
 def restore_files(model: Any, jobs: Sequence[Job], options: RestoreOptions | None = None,
                   encode: EncodeOptions | None = None, *, overwrite: bool = False, quiet: bool = False,
-                  prefix: str = "", position: int = 0) -> Report:
+                  prefix: str = "", position: int = 0, tiff: TiffOptions | None = None) -> Report:
     """Restore ``jobs`` in order, each output written atomically; a failing file is reported and skipped.
 
     ``prefix`` starts every printed line (a process's rank under torchrun) and ``position`` places the
-    progress bars, so that several processes sharing a terminal do not draw over each other.
+    progress bars, so that several processes sharing a terminal do not draw over each other. TIFF inputs with
+    TIFF outputs go through :mod:`swinir.streaming` (stacks, 16-bit and float, larger than memory, metadata)
+    with the ``tiff`` options.
     """
-    options, encode = options or RestoreOptions(), encode or EncodeOptions()
+    options, encode, tiff = options or RestoreOptions(), encode or EncodeOptions(), tiff or TiffOptions()
     report = Report(total=len(jobs), videos=sum(job.is_video for job in jobs))
     for job in tqdm(jobs, unit="file", disable=quiet, desc=f"{prefix}restore", position=position):
         if job.dst.exists() and not overwrite:
@@ -251,19 +254,20 @@ def restore_files(model: Any, jobs: Sequence[Job], options: RestoreOptions | Non
             report.skipped += 1
             continue
         try:
-            restore = _restore_video_file if job.is_video else _restore_image_file
-            restore(model, job, options, encode, quiet=quiet, prefix=prefix, position=position + 1)
+            if job.is_video:
+                _restore_video_file(model, job, options, encode, quiet=quiet, prefix=prefix, position=position + 1)
+            else:
+                _restore_image_file(model, job, options, tiff, quiet=quiet, prefix=prefix, position=position + 1)
         except SwinIRError as err:
             report.failed.append(str(job.src))
             tqdm.write(f"{prefix}error: {err}", file=sys.stderr)
     return report
 
 
-def _restore_image_file(model: Any, job: Job, options: RestoreOptions, encode: EncodeOptions, *, quiet: bool,
+def _restore_image_file(model: Any, job: Job, options: RestoreOptions, tiff: TiffOptions, *, quiet: bool,
                         prefix: str, position: int) -> None:
     from .images import read_image, write_image
 
-    image = read_image(job.src)
     with tqdm(unit="tile", leave=False, disable=quiet, desc=f"{prefix}{job.src.name}", position=position) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -272,6 +276,13 @@ def _restore_image_file(model: Any, job: Job, options: RestoreOptions, encode: E
             if total == 1:
                 bar.disable = True
 
+        if restore_tiff(model, job.src, job.dst, options, tiff, progress=progress,
+                        notify=lambda line: tqdm.write(f"{prefix}{job.src}: {line}")):
+            return
+        if tiff.pages is not None or tiff.normalize != "full":
+            raise SwinIRError(f"{job.src}: --pages and --normalize apply to TIFF files written as TIFF "
+                              "(-o out.tif or --format tif)")
+        image = read_image(job.src)
         result = restore_image(model, image, options, progress=progress)
     for notice in result.notices:
         tqdm.write(f"{prefix}{job.src}: {notice}")

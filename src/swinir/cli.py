@@ -103,6 +103,9 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
                        help="stored pixel format (default: yuv420p for lossy codecs, RGB for lossless ones)")
     video.add_argument("--video-format", default=None,
                        help="container of video outputs in a folder: mp4, mkv, mov, webm, ... (default: the input's)")
+    from .streaming import add_tiff_arguments
+
+    add_tiff_arguments(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
@@ -181,6 +184,7 @@ def run_restore(args: argparse.Namespace) -> int:
     from .engine import set_threads, tiling_notice
     from .processes import process_place
     from .sharding import ProcessGroup, digest
+    from .streaming import tiff_options
     from .video import EncodeOptions
 
     shard = process_place()
@@ -197,6 +201,7 @@ def run_restore(args: argparse.Namespace) -> int:
         jobs = plan.jobs
         group.require_same(digest([f"{job.src}>{job.dst}" for job in jobs]), "input files")
         model = load_model(args)
+        tiff = tiff_options(args, Path(args.weights).name if args.weights else f"the bundled {args.bundled.task} model")
         notices = [*plan.notices, tiling_notice(model, args.tile, args.tile_overlap)]
         for line in filter(None, notices if shard.rank == 0 else []):  # once, not per process or file
             print(f"note: {line}", flush=True)
@@ -204,7 +209,7 @@ def run_restore(args: argparse.Namespace) -> int:
             with stop_on_terminate():
                 report = restore_files(model, shard.take(jobs), restore_options(args), encode,
                                        overwrite=args.overwrite, quiet=args.quiet, prefix=shard.prefix,
-                                       position=2 * shard.local_rank)
+                                       position=2 * shard.local_rank, tiff=tiff)
         except KeyboardInterrupt:
             again = "the same command without --overwrite" if args.overwrite else "the same command"
             print(f"{shard.prefix}interrupted: the outputs written so far are complete and the unfinished one was "

@@ -141,17 +141,26 @@ def _forward_tiled(model: nn.Module, x: Tensor, tile: int | None, overlap: int, 
     for i in hs:
         for j in wss:
             patch = model(x[..., i : i + tile, j : j + tile]).to(acc)
-            if blend == "average":
-                wt = torch.ones(1, 1, tile * s, tile * s, dtype=acc, device=x.device)
-            else:
-                wy = _feather(tile * s, overlap * s, i == 0, i + tile == h)
-                wx = _feather(tile * s, overlap * s, j == 0, j + tile == w)
-                wt = (wy[:, None] * wx[None, :]).to(device=x.device, dtype=acc)[None, None]
+            wt = tile_weight(tile, overlap, s, (i == 0, i + tile == h), (j == 0, j + tile == w), blend
+                             ).to(device=x.device, dtype=acc)
             out[..., i * s : (i + tile) * s, j * s : (j + tile) * s] += patch * wt
             weight[..., i * s : (i + tile) * s, j * s : (j + tile) * s] += wt
             if progress:
                 progress(1)
     return out / weight
+
+
+def tile_weight(tile: int, overlap: int, scale: int, rows_edge: tuple[bool, bool], cols_edge: tuple[bool, bool],
+                blend: Blend = "feather") -> Tensor:
+    """The (1, 1, tile*scale, tile*scale) blending weight of one output tile; ``rows_edge`` / ``cols_edge``
+    say whether the tile touches the image's (top, bottom) / (left, right) sides, where it shares nothing.
+    The in-memory tiling and the band streaming of :mod:`swinir.streaming` both blend with it."""
+    n = tile * scale
+    if blend == "average":
+        return torch.ones(1, 1, n, n, dtype=torch.float64)
+    wy = _feather(n, overlap * scale, *rows_edge)
+    wx = _feather(n, overlap * scale, *cols_edge)
+    return (wy[:, None] * wx[None, :])[None, None]
 
 
 def check_tiling(tile: int | None, tile_overlap: int | None = None) -> None:
