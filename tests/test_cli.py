@@ -100,3 +100,16 @@ def test_bad_weights_and_missing_inputs(tmp_path: Path, weights: Path, capsys: p
     assert "no such file or folder" in capsys.readouterr().err
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "o", "--weights", weights, "--tile", "3") == 1
     assert "tile 3 is too small: use at least 16" in capsys.readouterr().err
+
+
+def test_tile_bar_only_for_tiled_images(tmp_path: Path, weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An image restored in one model call shows no tile bar stuck at "0tile"; a tiled one counts its tiles."""
+    PILImage.fromarray(rgb(20, 27)).save(tmp_path / "small.png")
+    assert main(["restore", str(tmp_path / "small.png"), "-o", str(tmp_path / "a"), "--weights", str(weights)]) == 0
+    err = capsys.readouterr().err
+    assert "restore" in err and "tile" not in err  # the file bar, no tile bar
+    PILImage.fromarray(rgb(40, 40)).save(tmp_path / "big.png")
+    assert main(["restore", str(tmp_path / "big.png"), "-o", str(tmp_path / "b"), "--weights", str(weights),
+                 "--tile", "16", "--tile-overlap", "8"]) == 0
+    # padded to 48x48: tiles at 0, 8, ..., 32 on each side (stride 8), 5 x 5 = 25 model calls
+    assert "0/25 [" in capsys.readouterr().err  # the bar knows its total from the first draw

@@ -270,6 +270,26 @@ def test_cli_export_and_print_config(data_root: Path, tmp_path: Path, capsys: py
     assert "--out RUN_DIR is required" in capsys.readouterr().err
 
 
+def test_cli_export_calls_weights_best_only_after_a_validation(data_root: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    from swinir.training.__main__ import main
+
+    config = write_yaml(tmp_path / "run.yaml", tiny_raw(data_root, train={"iterations": 2}, val={"folder": None}))
+    assert main([str(config), "--out", str(tmp_path / "run"), "--set", "data.batch_size=2"]) == 0
+    assert not (tmp_path / "run" / "best.safetensors").exists()  # no validation folder: none ran
+    capsys.readouterr()
+    assert main(["--out", str(tmp_path / "run"), "--export", str(tmp_path / "w.safetensors")]) == 0  # --which best
+    said = capsys.readouterr().out
+    assert "newest checkpoint's EMA weights, iteration 2: no validation has run yet, so there is no best" in said
+    assert "best validated" not in said and "(best" not in said
+    validated = write_yaml(tmp_path / "val.yaml", tiny_raw(data_root, train={"iterations": 2}))
+    assert main([str(validated), "--out", str(tmp_path / "v"), "--set", "data.batch_size=2"]) == 0  # validates at 2
+    psnr = float(swinir.load(tmp_path / "v" / "best.safetensors").metadata["swinir.val_psnr"])
+    capsys.readouterr()
+    assert main(["--out", str(tmp_path / "v"), "--export", str(tmp_path / "b.safetensors")]) == 0
+    assert f"the best validated EMA weights, {psnr:.2f} dB at iteration 2" in capsys.readouterr().out
+
+
 # --------------------------------------------------------------------------------------------------
 # It learns
 # --------------------------------------------------------------------------------------------------

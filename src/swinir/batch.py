@@ -27,7 +27,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,14 +268,7 @@ def _restore_image_file(model: Any, job: Job, options: RestoreOptions, tiff: Tif
                         prefix: str, position: int) -> None:
     from .images import read_image, write_image
 
-    with tqdm(unit="tile", leave=False, disable=quiet, desc=f"{prefix}{job.src.name}", position=position) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-            if total == 1:
-                bar.disable = True
-
+    with _tile_bar(quiet=quiet, desc=f"{prefix}{job.src.name}", position=position) as progress:
         if restore_tiff(model, job.src, job.dst, options, tiff, progress=progress,
                         notify=lambda line: tqdm.write(f"{prefix}{job.src}: {line}")):
             return
@@ -287,6 +280,30 @@ def _restore_image_file(model: Any, job: Job, options: RestoreOptions, tiff: Tif
     for notice in result.notices:
         tqdm.write(f"{prefix}{job.src}: {notice}")
     write_image(job.dst, result.pixels, alpha=result.alpha)
+
+
+@contextlib.contextmanager
+def _tile_bar(*, quiet: bool, desc: str, position: int) -> Iterator[Callable[[int, int], None]]:
+    """A tile progress callback whose bar appears only once an image takes several model calls: an image
+    restored whole shows no bar stuck at "0tile" (the file bar counts it)."""
+    bars: list[tqdm] = []
+
+    def progress(done: int, total: int) -> None:
+        if quiet or total <= 1:
+            return
+        if not bars:
+            bars.append(tqdm(total=total, unit="tile", leave=False, desc=desc, position=position))
+        bar = bars[0]
+        if bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def _restore_video_file(model: Any, job: Job, options: RestoreOptions, encode: EncodeOptions, *, quiet: bool,

@@ -75,14 +75,17 @@ def _model_of(entry: dict[str, Any]) -> BundledModel:
 
 def bundled_models() -> list[BundledModel]:
     """Every model listed in the manifest whose weights file is present, in the order of the task families
-    (the default one first: the web page and the server serve it when no task is named)."""
+    and, within one, the default scale first (the web page and the server serve the first when no task or
+    scale is named, as :func:`bundled_model` picks for restore)."""
     manifest = weights_dir() / "models.json"
     if not manifest.is_file():
         return []
     entries = json.loads(manifest.read_text())["models"]
     models = [_model_of(entry) for entry in entries]
     present = [m for m in models if m.path.is_file()]
-    return sorted(present, key=lambda m: FAMILIES.index(family_of(m.task)))  # the default (photo) first
+    # the default family (photo) first, and in a family the default scale first: the web page and the API then
+    # pick, with no task or scale named, the model swinir restore picks
+    return sorted(present, key=lambda m: (FAMILIES.index(family_of(m.task)), m.scale != DEFAULT_SCALE))
 
 
 def bundled_model(task: str | None = None, scale: int | None = None) -> BundledModel:

@@ -30,9 +30,11 @@ NETWORK_COMMANDS = ("restore", "eval", "train", "serve", "reproduce")
 def add_model_arguments(p: argparse.ArgumentParser) -> None:
     """--weights / --preset / --task / --scale / --model: which network to run."""
     from .hub import add_model_options, add_offline_option
+    from .presets import preset_help
 
     p.add_argument("--weights", "-w", help="a .pth (reference) or .safetensors checkpoint; default: the bundled model")
-    p.add_argument("--preset", help="build this preset instead of inferring the architecture from the weights")
+    p.add_argument("--preset", help=preset_help("build this preset instead of inferring the architecture from the "
+                                                "weights"))
     p.add_argument("--task", default=None,
                    help="bundled model to use without --weights: photo (default; x4 for photos as people have "
                         "them: resized, JPEG-compressed), sr (bicubic, the paper's protocol), denoise, jpeg")
@@ -303,13 +305,15 @@ def _print_metadata(meta: dict[str, str]) -> None:
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     from .export import DEFAULT_OPSET
     from .hub import add_model_options, add_offline_option
+    from .presets import preset_help
 
     p.add_argument("weights", type=Path, nargs="?", help="a .pth (reference) or .safetensors checkpoint")
     add_model_options(p)
     add_offline_option(p)
     p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx", help="the ONNX file to write")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET})")
-    p.add_argument("--preset", help="read the weights as this preset instead of inferring the architecture")
+    p.add_argument("--preset", help=preset_help("read the weights as this preset instead of inferring the "
+                                                "architecture"))
     p.add_argument("--quiet", "-q", action="store_true", help="no progress, only the summary line")
 
 
@@ -370,8 +374,12 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
         return add_fn, run_fn
 
     def info_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("file", type=Path)
-        p.add_argument("--preset", help="read the weights as this preset")
+        from .presets import preset_help
+
+        p.add_argument("file", type=Path, metavar="MODEL",
+                       help="a checkpoint (.pth, .safetensors), an ONNX export, or a model's name as swinir models "
+                            "lists it")
+        p.add_argument("--preset", help=preset_help("read the weights as this preset"))
 
     def convert_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("src", metavar="MODEL",
@@ -381,7 +389,9 @@ def _subcommands() -> list[tuple[str, str, Callable[[argparse.ArgumentParser], N
                        help="swinir (default): .safetensors with the config in its metadata; reference: the official "
                             "code's state dict with its derived buffers, .pth ({'params': ...}) or .safetensors, "
                             "for the official scripts, spandrel, chaiNNer and ComfyUI")
-        p.add_argument("--preset", help="use this preset instead of inferring the architecture")
+        from .presets import preset_help
+
+        p.add_argument("--preset", help=preset_help("use this preset instead of inferring the architecture"))
 
     return [
         ("restore", "restore (upscale, denoise, de-JPEG) images and videos", add_restore_arguments, run_restore),

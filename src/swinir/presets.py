@@ -172,6 +172,11 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def preset_help(what: str) -> str:
+    """A ``--preset`` help line: what the option does, then every preset's name (so ``--help`` lists them)."""
+    return f"{what}; one of {', '.join(PRESETS)}"
+
+
 def get_preset(name: str) -> Preset:
     """Look a preset up by name; an unknown name lists the valid ones."""
     try:

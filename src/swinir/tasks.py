@@ -123,6 +123,34 @@ def family_of(name: str) -> Family:
     raise SwinIRError(f"unknown task {name!r}: use {', '.join(FAMILIES)} (or one of {', '.join(TASK_NAMES)})")
 
 
+_EVALUATED_AS: dict[tuple[Family, int], str] = {  # the protocol a family is measured with, by channels
+    ("photo", 3): "photo_sr", ("sr", 3): "classical_sr", ("denoise", 3): "color_dn", ("denoise", 1): "gray_dn",
+    ("jpeg", 3): "color_car", ("jpeg", 1): "gray_car",
+}
+
+
+def evaluation_task(name: str, channels: int | None = None, trained_as: str | None = None) -> str:
+    """The paper's task ``swinir eval`` runs for a user's word (what ``restore --task`` takes, or a paper name).
+
+    A paper name is itself. A family becomes the task the model was trained as (``trained_as``, its
+    ``swinir.task`` metadata) when that is of the family, else its protocol for the model's ``channels``:
+    photo -> photo_sr, sr -> classical_sr (lightweight_sr is the same protocol), denoise -> color_dn or gray_dn,
+    jpeg -> color_car or gray_car. Without channels, denoise and jpeg are ambiguous and refused in one line.
+    """
+    key = name.strip().lower()
+    if key in TASKS:
+        return key
+    family = family_of(key)
+    if trained_as in TASKS and TASKS[trained_as].family == family:
+        return trained_as
+    options = [task for (fam, chans), task in _EVALUATED_AS.items() if fam == family and channels in (None, chans)]
+    if not options:
+        raise SwinIRError(f"--task {name}: no {FAMILY_LABELS[family]} task takes {channels}-channel images")
+    if len(options) > 1:
+        raise SwinIRError(f"--task {name} is {' or '.join(options)} (colour or gray): name one of them")
+    return options[0]
+
+
 LEVEL_RANGES: dict[Level, tuple[int, int]] = {"sigma": (0, 255), "quality": (1, 100)}  # noise on 0-255; JPEG
 
 

@@ -7,12 +7,14 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..errors import SwinIRError
 from ..fileio import write_bytes_atomic
 from ..hub import add_model_options, add_offline_option, model_file
 from ..precision import PRECISION_CHOICES, resolve_precision
-from ..tasks import TASK_NAMES
+from ..presets import preset_help
+from ..tasks import TASK_NAMES, evaluation_task, family_of, upsamples
 from .methods import BASELINES, Method, baseline_method, bundled_weights_for, model_method
 from .protocol import EvalSettings
 from .report import format_table, results_to_csv, results_to_json
@@ -21,9 +23,13 @@ from .runner import evaluate
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``swinir eval`` options."""
-    parser.add_argument("--task", required=True, choices=TASK_NAMES,
-                        help="what is evaluated (the paper's protocol for it)")
-    parser.add_argument("--scale", type=int, default=None, help="SR factor (SR tasks; default 1 otherwise)")
+    parser.add_argument("--task", default=None,
+                        help="what is evaluated, with the paper's protocol for it: the words restore takes (photo -> "
+                             "photo_sr, sr -> classical_sr, denoise -> color_dn/gray_dn and jpeg -> color_car/gray_car "
+                             f"by the model's channels) or the paper's names ({', '.join(TASK_NAMES)}); default: "
+                             "the task --weights/--model were trained for")
+    parser.add_argument("--scale", type=int, default=None,
+                        help="SR factor (SR tasks; default: the model's; 1 for the others)")
     parser.add_argument("--hr", type=Path, action="append", default=[], metavar="DIR",
                         help="ground-truth folder; repeat for several datasets (e.g. --hr Set5/HR --hr Set14/HR)")
     parser.add_argument("--lr", type=Path, action="append", default=[], metavar="DIR",
@@ -35,7 +41,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--method", choices=BASELINES, help="a baseline instead of a model")
     add_model_options(which)
     add_offline_option(parser)
-    parser.add_argument("--preset", help="read --weights as this preset instead of inferring the architecture")
+    parser.add_argument("--preset", help=preset_help("read --weights as this preset instead of inferring the "
+                                                     "architecture"))
     parser.add_argument("--sigma", type=float, default=None, help="noise level for denoising (0-255 scale)")
     parser.add_argument("--quality", type=int, default=None, help="JPEG quality for artifact reduction")
     parser.add_argument("--gray-luma", choices=("replicate", "raw"), default="replicate",
@@ -54,6 +61,54 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("auto", "torch", "onnxruntime"), default="auto",
                         help="auto (default): onnxruntime for an .onnx file from swinir export, else PyTorch")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, means only")
+
+
+def resolve_task(args: argparse.Namespace) -> None:
+    """Make ``args.task`` one of the paper's tasks (:func:`swinir.tasks.evaluation_task`): a paper name stays;
+    a restore word, or no --task, is read from the model to evaluate (--weights, --model or the bundled model
+    of the family: its channels and the ``swinir.task`` it was trained as), which also gives an SR --scale."""
+    from ..checkpoints import model_info
+
+    if getattr(args, "model", None) and not args.weights:
+        args.weights = str(model_file(args.model, offline=args.offline, quiet=args.quiet))
+    if args.task and args.task.strip().lower() in TASK_NAMES:
+        args.task = args.task.strip().lower()
+        return
+    if not args.task and not args.weights:
+        raise SwinIRError("name what to evaluate: --task photo, sr, denoise or jpeg (or one of the paper's: "
+                          f"{', '.join(TASK_NAMES)}), or --weights/--model to evaluate what they were trained for")
+    if args.method:
+        args.task = evaluation_task(args.task)  # a baseline has no channels: denoise/jpeg must be named
+        return
+    weights = args.weights or _bundled_path(args.task, args.scale)
+    config, meta = _model_header(weights, args.preset)
+    family = family_of(args.task) if args.task else model_info(config, meta, Path(weights).name).family
+    args.task = evaluation_task(args.task or family, config.in_chans, meta.get("swinir.task"))
+    if args.scale is None and upsamples(family):
+        args.scale = config.upscale
+
+
+def _bundled_path(task: str, scale: int | None) -> Path:
+    from ..bundled import bundled_weights
+
+    return bundled_weights(family_of(task), scale)
+
+
+def _model_header(weights: str | Path, preset: str | None) -> tuple[Any, dict[str, str]]:
+    """The config and ``swinir.*`` metadata of a checkpoint or an ONNX export, without building the network."""
+    from ..checkpoints import read_header, resolve_config
+
+    if Path(weights).suffix.lower() == ".onnx":
+        from ..export import read_onnx_file
+
+        onnx = read_onnx_file(weights)
+        if onnx.config is None:
+            raise SwinIRError(f"{weights}: not a swinir export (no swinir.config metadata); export the weights with "
+                              "swinir export WEIGHTS --onnx FILE")
+        return onnx.config, onnx.metadata
+    if preset:
+        return resolve_config({}, {}, preset), {}
+    return read_header(weights)
 
 
 def settings_from_args(args: argparse.Namespace) -> EvalSettings:
@@ -96,13 +151,12 @@ def run_eval_command(args: argparse.Namespace, *,
     :func:`weights_method_from_args`, which imports the model code only then). Without ``--weights`` or
     ``--method``, the bundled model of the task's family is evaluated.
     """
+    resolve_task(args)
     settings = settings_from_args(args)
     pairs = dataset_pairs(args, settings)
     if args.method:
         method, method_name, precision = baseline_method(args.method, settings), args.method, ""
     else:
-        if getattr(args, "model", None):
-            args.weights = str(model_file(args.model, offline=args.offline, quiet=args.quiet))
         if not args.weights:
             args.weights = str(bundled_weights_for(settings))
         method = (restore_factory or weights_method_from_args)(args, settings)

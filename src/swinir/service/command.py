@@ -44,7 +44,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
                    help="jobs waiting beyond the running ones; more get 503 with Retry-After (default 8)")
     p.add_argument("--max-memory", type=float, default=None,
                    help="activation budget in GB per restoration for automatic tiling (default: half the free RAM)")
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="how much the server and uvicorn log (default info: start-up lines and each request)")
 
 
 def is_loopback(host: str) -> bool:

@@ -134,9 +134,19 @@ function formData() {
   return data;
 }
 
+// The status line of a job: uploading, queued, tiles (model calls) done, or one pass, with the elapsed time.
+function progressText(job, seconds) {
+  if (job.state === "uploading") return `uploading… ${seconds} s`;
+  if (job.state === "queued") return `waiting for a worker (${job.ahead} ahead)… ${seconds} s`;
+  if (job.total > 1) return `restoring: ${job.done} of ${job.total} tiles · ${seconds} s`;
+  if (job.total === 1) return `restoring the whole image in one pass (no tiles needed) · ${seconds} s`;
+  return `decoding and loading the model… ${seconds} s`;
+}
+
+// A bar that counts tiles; indeterminate (moving) while there is nothing to count: one pass, or not started.
 function showProgress(text, done, total) {
   const bar = $("progress");
-  if (total > 0) {
+  if (total > 1) {
     bar.max = total;
     bar.value = done;
   } else {
@@ -157,13 +167,7 @@ async function runJob() {
   const t0 = performance.now();
   const seconds = () => ((performance.now() - t0) / 1000).toFixed(1);
   let last = { state: "uploading", done: 0, total: 0, ahead: 0 };
-  const describe = () => {
-    if (last.state === "uploading") return `uploading… ${seconds()} s`;
-    if (last.state === "queued") return `waiting for a worker (${last.ahead} ahead)… ${seconds()} s`;
-    if (last.total > 0) return `restoring: ${last.done} of ${last.total} tiles · ${seconds()} s`;
-    return `decoding and loading the model… ${seconds()} s`;
-  };
-  const ticker = setInterval(() => showProgress(describe(), last.done, last.total), 100);
+  const ticker = setInterval(() => showProgress(progressText(last, seconds()), last.done, last.total), 100);
   try {
     const submitted = await fetch("/v1/jobs", { method: "POST", body: formData() });
     if (!submitted.ok) {

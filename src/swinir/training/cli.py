@@ -17,7 +17,7 @@ from pathlib import Path
 from ..errors import SwinIRError
 from .config import load_config, recipe_names, recipes_dir
 from .loop import train
-from .state import export_weights, latest_checkpoint
+from .state import export_weights, has_best_weights, latest_checkpoint
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,8 +54,9 @@ def run_train_command(args: argparse.Namespace) -> int:
     if args.export:
         if run_dir is None:
             raise SwinIRError("--export needs the run folder: --out RUN_DIR (or --resume RUN_DIR)")
+        best = args.which == "best" and has_best_weights(run_dir)
         export_weights(run_dir, args.export, args.which)
-        print(f"wrote {args.export} ({args.which} EMA weights of {run_dir})")
+        print(f"wrote {args.export} ({_exported_what(args.export, best, args.which)}, from {run_dir})")
         return 0
     given = args.config is not None or args.recipe is not None
     if args.config is not None and args.recipe is not None:
@@ -89,3 +90,19 @@ def _recipe_summary(name: str) -> str:
         if line.startswith("#"):
             return line.lstrip("# ").strip()
     return ""
+
+
+def _exported_what(path: Path, best: bool, which: str) -> str:
+    """What ``--export`` wrote, in words: "best" only for weights a validation chose."""
+    from ..checkpoints import read_header
+
+    _, meta = read_header(path)
+    iteration = f"iteration {int(meta.get('swinir.iterations', 0)):,}"
+    if best:
+        return f"the best validated EMA weights, {float(meta['swinir.val_psnr']):.2f} dB at {iteration}"
+    if which == "best" and "swinir.val_psnr" in meta:
+        return (f"the newest checkpoint's EMA weights, {iteration}, validated at {float(meta['swinir.val_psnr']):.2f}"
+                " dB: no best weights were kept (checkpoint.export_best is off)")
+    if which == "best":
+        return f"the newest checkpoint's EMA weights, {iteration}: no validation has run yet, so there is no best"
+    return f"the newest checkpoint's EMA weights, {iteration}"

@@ -429,6 +429,12 @@ def resumed_config(state: Mapping[str, Any], config: RunConfig | None,
 # --------------------------------------------------------------------------------------------------
 
 
+def has_best_weights(run_dir: str | Path) -> bool:
+    """Whether the run has validated and kept its best weights (``RUN/best.safetensors``); before its first
+    validation there is no best, and an export of ``best`` takes the newest checkpoint's."""
+    return (Path(run_dir) / BEST_WEIGHTS).is_file()
+
+
 def export_weights(run_dir: str | Path, out: str | Path, which: Literal["best", "last"] = "best") -> Path:
     """Write a run's EMA weights as safetensors (config + training metadata inside; loads with ``swinir.load``).
 
@@ -437,7 +443,7 @@ def export_weights(run_dir: str | Path, out: str | Path, which: Literal["best", 
     """
     run_dir, out = Path(run_dir), Path(out)
     best = run_dir / BEST_WEIGHTS
-    if which == "best" and best.is_file():
+    if which == "best" and has_best_weights(run_dir):
         weights, meta = read_checkpoint(best)
         config = parse_config(json.loads(meta["swinir.training_config"]))
         save_safetensors(out, weights, config.model, {k: v for k, v in meta.items() if k != "swinir.config"})
