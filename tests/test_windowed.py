@@ -62,3 +62,32 @@ def test_training_keeps_the_whole_map_path_and_its_gradients() -> None:
     model.zero_grad()
     model.set_inference_chunk(None)(x).sum().backward()
     assert all(torch.equal(a, p.grad) for a, p in zip(grads, model.parameters(), strict=True))
+
+
+def test_chunked_inference_does_not_import_the_network() -> None:
+    """The chunk loop knows a block only through its protocol: no import of swinir.network, even for types."""
+    import ast
+    from pathlib import Path
+
+    import swinir.windowed as windowed
+
+    tree = ast.parse(Path(windowed.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(m and m.endswith("network") for m in imported)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_cuda_paths_agree_with_fp32(precision: str) -> None:
+    """On a GPU: chunked inference equals the whole-map (SDPA) path in fp32, and the half precisions stay close."""
+    torch.manual_seed(0)
+    model = swinir.ModelConfig(upscale=2, img_size=16, window_size=8, depths=(2, 2), embed_dim=12,
+                               num_heads=(2, 3), upsampler="pixelshuffledirect").build().eval().cuda()
+    x = torch.rand(1, 3, 40, 56, device="cuda")
+    with torch.no_grad():
+        whole = model.set_inference_chunk(None)(x)
+        chunked = model.set_inference_chunk(-1)(x)
+    assert (chunked - whole).abs().max() < 1e-4
+    exact = swinir.restore(model, x, precision="fp32")
+    half = swinir.restore(model, x, precision=precision)
+    assert (half - exact).abs().max() < 2e-2

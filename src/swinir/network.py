@@ -16,12 +16,15 @@ Attention has three implementations, chosen per model with ``attention=``:
 * ``"fused"`` (default): the relative-position bias is gathered once (cached while the table is unchanged).
   The shift mask of a shifted block is never a tensor over all windows: only the last row and the last
   column of windows straddle the wrapped-around border, and they take one of three cached patterns.
-  On CPUs (and whenever autograd is on) the logits are one matmul, the bias and the border masks are
-  added in place, then softmax and a matmul (:func:`matmul_window_attention`); on GPUs it is
-  ``F.scaled_dot_product_attention``, with the border windows attended again with their masks
-  (:func:`sdpa_window_attention`). Nothing cached grows with the image.
-* ``"sdpa"``: always :func:`sdpa_window_attention` (to compare kernels on other hardware, e.g. CPUs with
-  AMX; ``benchmarks/infer_speed.py`` measures all three).
+  Inference (no autograd, on every device) runs each layer's blocks one chunk of windows at a time
+  (:mod:`swinir.windowed`) through :meth:`SwinTransformerBlock.forward_windows`: one ``baddbmm`` for the
+  scaled logits plus bias and mask, softmax, one ``bmm``. With autograd (training) the blocks run on the
+  whole map: on CPUs the logits are one matmul with the bias and masks added
+  (:func:`matmul_window_attention`); on GPUs ``F.scaled_dot_product_attention`` with the border windows
+  attended again with their masks (:func:`sdpa_window_attention`). Nothing cached grows with the image.
+  (Whether SDPA would beat the chunked path for CUDA inference has not been measured: no GPU was lent yet.)
+* ``"sdpa"``: always :func:`sdpa_window_attention`, on the whole map (to compare kernels on other hardware,
+  e.g. CPUs with AMX; ``benchmarks/infer_speed.py`` measures all three).
 * ``"reference"``: the arithmetic of the reference code (explicit ``q @ k^T``, softmax, the bias gathered
   and the mask built on every call). It is the baseline the benchmarks compare against.
 """
@@ -291,10 +294,11 @@ class WindowAttention(nn.Module):
                sdpa: bool = False) -> Tensor:
         """Window attention with the cached relative-position bias (and the shift mask on border windows).
 
-        On CPUs, and whenever autograd is on, this is :func:`matmul_window_attention`: CPU SDPA is slower
-        for SwinIR's head dims of 10 to 30 (``benchmarks/infer_speed.py``), and with autograd on it falls
-        back to its "math" kernel, ~4x slower for the training step. On GPUs without autograd, SDPA's fused
-        kernels win. ``sdpa=True`` always takes :func:`sdpa_window_attention`.
+        The whole-map path (training, or inference with chunking switched off): on CPUs, and whenever
+        autograd is on, :func:`matmul_window_attention`: CPU SDPA is slower for SwinIR's head dims of 10 to 30
+        (``benchmarks/infer_speed.py``), and with autograd on it falls back to its "math" kernel, ~4x slower
+        for the training step. On GPUs without autograd (chunking off), SDPA. ``sdpa=True`` always takes
+        :func:`sdpa_window_attention`.
         """
         dropout = self.attn_drop if self.training else 0.0
         bias = self.relative_position_bias()
@@ -376,6 +380,32 @@ class SwinTransformerBlock(nn.Module):
         if s:
             x = torch.roll(x, shifts=(s, s), dims=(1, 2))
         return x
+
+    def window_biases(self, dtype: torch.dtype) -> Tensor:
+        """(1, heads, N, N) relative-position bias, or for a shifted block (4, heads, N, N): the bias, then the
+        bias plus the mask of a window in the bottom row, the right column and the corner (chunked inference)."""
+        bias = self.attn.relative_position_bias().to(dtype).unsqueeze(0)
+        if not self.shift_size:
+            return bias
+        return torch.cat([bias, bias + self.border_masks.to(dtype)[:, None]])
+
+    def forward_windows(self, tokens: Tensor, add: Tensor) -> Tensor:
+        """The whole block on the tokens of whole windows (inference, no drop path): ``tokens``
+        (windows * N, C) in window order, ``add`` (windows * heads, N, N) the additive term of each window's
+        logits (see :meth:`window_biases`). Returns the block's output tokens in the same order.
+
+        The arithmetic of :func:`matmul_window_attention` with fewer copies: q, k, v laid out by one permute,
+        the scale and the additive term taken by one ``baddbmm``."""
+        attn = self.attn
+        n = self.window_size**2
+        windows, heads = tokens.shape[0] // n, attn.num_heads
+        d = self.dim // heads
+        qkv = attn.qkv(self.norm1(tokens)).view(windows, n, 3, heads, d).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.reshape(3, windows * heads, n, d)
+        logits = torch.baddbmm(add, q, k.transpose(1, 2), alpha=attn.scale)
+        mixed = torch.bmm(logits.softmax(dim=-1), v).view(windows, heads, n, d).transpose(1, 2)
+        tokens = tokens + attn.proj(mixed.reshape(windows * n, self.dim))
+        return tokens + self.mlp(self.norm2(tokens))
 
     def _drop_derived_buffers(self, _module: nn.Module, state_dict: dict, prefix: str, *args: object) -> None:
         """Accept the reference's derived buffers: check them against what this block computes, then drop them."""

@@ -6,36 +6,46 @@ both residuals) can be computed for a few windows at a time and written back in 
 
 1. gather the tokens of a chunk of windows straight from the (B, H, W, C) feature map, the cyclic shift of
    odd blocks folded into the gather index (no ``torch.roll``, no window partition/reverse copies);
-2. run the block on them (the logits of a chunk stay small: ``windows x heads x N x N``);
+2. run the block on them (:meth:`swinir.network.SwinTransformerBlock.forward_windows`: the block's own
+   arithmetic, which this module never repeats; the logits of a chunk stay small: ``windows x heads x N x N``);
 3. scatter the result back into the same positions (the chunks are disjoint, so in place is safe).
 
-The feature map is read and written once per block, and the largest temporary (the attention logits, the
-MLP's hidden layer) is bounded by the chunk, not the image: the working set stays in the caches and the
-allocator reuses the same small buffers, instead of asking the kernel for fresh zeroed pages for
-image-sized temporaries on every call. Used only without autograd (inference); training keeps the
-whole-map path, whose gradients the tests compare with the reference arithmetic.
-
-The arithmetic is the fused path's (:func:`swinir.network.matmul_window_attention`): results equal the
-whole-map path to float rounding (the tests check every oracle case, with chunks that split the windows
-unevenly).
+This module only lays out windows and chunks: it knows a block through :class:`ChunkedBlock` (what
+``network`` provides), so it imports nothing from ``network``. The feature map is read and written once
+per block, and the largest temporary is bounded by the chunk, not the image: the working set stays in the
+caches and the allocator reuses the same small buffers. Used only without autograd (inference, on every
+device); training keeps the whole-map path, whose gradients the tests compare with the reference
+arithmetic. Results equal the whole-map path to float rounding (the tests check every oracle case, with
+chunks that split the windows unevenly).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from .network import SwinTransformerBlock
-
-import os
-
-SDPA = os.environ.get('SWINIR_SDPA') == '1'
 TOKENS_PER_THREAD = 1024  # chunk size per intra-op thread: fastest measured (benchmarks/infer_speed.py)
 DEFAULT_CHUNK_TOKENS = -1  # "auto": TOKENS_PER_THREAD x torch's thread count at call time
+
+
+class ChunkedBlock(Protocol):
+    """What chunked inference needs of a Swin block (``swinir.network.SwinTransformerBlock`` has it)."""
+
+    window_size: int
+    shift_size: int
+
+    def window_biases(self, dtype: torch.dtype) -> Tensor:
+        """(1 + 3 if shifted, heads, N, N): the logits' additive term of an inner window, then of a window in
+        the bottom row, the right column and the corner (bias plus shift mask)."""
+        ...
+
+    def forward_windows(self, tokens: Tensor, add: Tensor) -> Tensor:
+        """The block on whole windows' tokens (windows * N, C), ``add`` (windows * heads, N, N) the logits'
+        additive term of each window and head."""
+        ...
 
 
 def window_token_index(batch: int, h: int, w: int, ws: int, shift: int, device: torch.device) -> Tensor:
@@ -70,7 +80,7 @@ def chunk_windows(window_size: int, chunk_tokens: int) -> int:
 
 
 @torch.no_grad()
-def run_blocks_chunked(blocks: Sequence[SwinTransformerBlock], x: Tensor, chunk_tokens: int = DEFAULT_CHUNK_TOKENS
+def run_blocks_chunked(blocks: Sequence[ChunkedBlock], x: Tensor, chunk_tokens: int = DEFAULT_CHUNK_TOKENS
                        ) -> Tensor:
     """The blocks of one Swin layer on ``x`` (B, H, W, C), chunk by chunk; returns a new tensor."""
     b, h, w, c = x.shape
@@ -86,26 +96,29 @@ def run_blocks_chunked(blocks: Sequence[SwinTransformerBlock], x: Tensor, chunk_
     return out
 
 
-def _block_chunked(block: SwinTransformerBlock, flat: Tensor, index: Tensor, patterns: Tensor | None,
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype the block's matmuls produce: autocast's where it is on for ``x``'s device, else ``x``'s."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.get_autocast_dtype(x.device.type)
+    return x.dtype
+
+
+def _block_chunked(block: ChunkedBlock, flat: Tensor, index: Tensor, patterns: Tensor | None,
                    per_chunk: int) -> None:
-    attn = block.attn
+    """One block over every chunk of windows. The logits' additive term is the bias alone for chunks of
+    inner windows (one expanded copy per block, sliced), and gathered per window where a chunk holds windows
+    of the shifted border."""
     n = index.shape[1]
-    heads, dim = attn.num_heads, flat.shape[1]
-    bias = attn.relative_position_bias()
-    masks = block.border_masks if patterns is not None else None
+    biases = block.window_biases(compute_dtype(flat))  # (patterns, heads, N, N)
+    heads = biases.shape[1]
+    inner = biases[0].expand(min(per_chunk, index.shape[0]), heads, n, n).reshape(-1, n, n)
     for start in range(0, index.shape[0], per_chunk):
         rows = index[start : start + per_chunk].reshape(-1)
         windows = rows.numel() // n
-        shortcut = flat.index_select(0, rows)
-        q, k, v = attn.qkv(block.norm1(shortcut)).view(windows, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
-        logits = torch.matmul(q * attn.scale, k.transpose(-2, -1))
-        logits += bias.to(logits.dtype)
+        add = inner[: windows * heads]
         if patterns is not None:
             chunk_patterns = patterns[start : start + per_chunk]
-            masked = torch.nonzero(chunk_patterns >= 0).squeeze(1)
-            if masked.numel():
-                logits[masked] += masks.to(logits.dtype)[chunk_patterns[masked]].unsqueeze(1)
-        mixed = (logits.softmax(dim=-1) @ v).transpose(1, 2).reshape(windows * n, dim)
-        tokens = shortcut + attn.proj(mixed)
-        tokens = tokens + block.mlp(block.norm2(tokens))
+            if bool((chunk_patterns >= 0).any()):
+                add = biases.index_select(0, chunk_patterns + 1).view(-1, n, n)
+        tokens = block.forward_windows(flat.index_select(0, rows), add)
         flat.index_copy_(0, rows, tokens.to(flat.dtype))
