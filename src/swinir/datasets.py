@@ -8,6 +8,8 @@ test script does, so they share these helpers instead of keeping two copies:
   deliberately distinct from :func:`swinir.images.read_image`, which decodes *user* files (16-bit, alpha, EXIF
   orientation, decompression-bomb limits); benchmark numbers are only comparable when files are decoded exactly
   as the reference decodes them;
+- :func:`read_training_image`: a training file: 8-bit ones as :func:`read_reference`, 16-bit and float32 TIFFs
+  (microscopy, medical, remote sensing) on the [0, 1] scale through :mod:`swinir.levels`;
 - :func:`find_lr_partner`: the pre-made LR file of a ground truth, ``{stem}x{scale}{ext}``;
 - :func:`dataset_name`: the dataset a folder belongs to (``Set5/HR`` -> ``Set5``).
 """
@@ -23,6 +25,8 @@ import numpy as np
 
 from .degradations import rgb_to_y_uint8
 from .errors import SwinIRError
+from .levels import full_range, to_unit
+from .tiffs import is_tiff, open_tiff
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 
@@ -80,6 +84,46 @@ def read_reference(path: Path, mode: ReferenceMode) -> np.ndarray:
     if mode == "y" and img.ndim == 3:
         img = rgb_to_y_uint8(img)
     return img
+
+
+def read_training_image(path: Path, mode: ReferenceMode) -> np.ndarray:
+    """A training or validation file for a task read in ``mode``: uint8 for 8-bit files, decoded exactly as
+    :func:`read_reference`; float32 on the [0, 1] scale for 16-bit and float32 TIFFs.
+
+    Those are mapped by :func:`swinir.levels.full_range`, the levels ``swinir restore`` gives the same file by
+    default (uint16 by its declared or used bits, so 12-bit data is 0..4095; float32 as 0..1, or its own
+    minimum..maximum beyond), so that a model trained on a microscope's files sees their brightness at
+    inference as it did in training. ``color`` replicates a gray image, ``gray`` takes OpenCV's luma weights.
+    A stack of planes, NaN or infinite values and the ``y`` mode (8-bit luma) are refused in one line.
+    """
+    if is_tiff(path):
+        unit = _read_unit_tiff(path)
+        if unit is not None:
+            if mode == "y":
+                raise SwinIRError(f"{path}: is 16-bit or float; the y read mode (8-bit luma) takes 8-bit images")
+            if mode == "color" and unit.ndim == 2:
+                return np.repeat(unit[..., None], 3, axis=2)
+            if mode == "gray" and unit.ndim == 3:
+                return cv2.cvtColor(unit, cv2.COLOR_RGB2GRAY)
+            return unit
+    return read_reference(path, mode)
+
+
+def _read_unit_tiff(path: Path) -> np.ndarray | None:
+    """A 16-bit or float32 single-image TIFF on the [0, 1] scale (HxW or HxWx3); None for 8-bit files and
+    the images :func:`swinir.tiffs.open_tiff` leaves to Pillow (alpha, palette), which OpenCV reads."""
+    with open_tiff(path) as source:
+        if source is None or source.dtype == np.uint8:
+            return None
+        planes = len(source.planes())
+        if planes > 1:
+            raise SwinIRError(f"{path}: a stack of {planes} planes ({source.axes}); training reads single images, "
+                              "save the planes as separate files")
+        values = source.rows((), 0, source.height)
+        bits = source.declared_bits
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise SwinIRError(f"{path}: holds NaN or infinite values; replace them before training on it")
+    return to_unit(values, full_range(values.dtype, float(values.min()), float(values.max()), bits))
 
 
 def is_stored_gray(path: Path) -> bool:

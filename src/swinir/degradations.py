@@ -1,5 +1,6 @@
-"""Degradations: MATLAB bicubic ``imresize``, the paper's test-time noise and JPEG, and two real-world
-degradation pipelines for training: BSRGAN / Real-ESRGAN's second-order one, and a first-order one for photos.
+"""Degradations: MATLAB bicubic ``imresize``, the paper's test-time noise and JPEG, two real-world
+degradation pipelines for training (BSRGAN / Real-ESRGAN's second-order one, and a first-order one for photos),
+and the Poisson-Gaussian noise of photon-counting sensors (training denoisers for microscopy).
 
 Everything here works on numpy images laid out HxW or HxWxC in **RGB** order (``imresize`` and ``modcrop``
 also take torch tensors (C,H,W) or (B,C,H,W)). The test-time functions reproduce the reference test script
@@ -210,6 +211,31 @@ def add_gaussian_noise(img: np.ndarray, sigma: float, seed: int | None = 0) -> n
     view = img[..., ::-1] if color else img  # RGB -> BGR view
     noisy = view + rng.normal(0, sigma / 255.0, view.shape)
     return np.ascontiguousarray(noisy[..., ::-1] if color else noisy)
+
+
+def add_poisson_gaussian_noise(clean: np.ndarray, gain: float, read_sigma: float,
+                               rng: np.random.Generator) -> np.ndarray:
+    """The noise of a photon-counting sensor (the Poisson-Gaussian model of Foi et al., 2008), for training
+    denoisers of microscopy and other low-light images: ``gain * Poisson(clean / gain) + N(0, read_sigma)``.
+
+    Args:
+        clean: float image on the [0, 1] scale (any layout); negative values count as no light.
+        gain: the signal-dependent part (``a``): the variance each unit of signal adds, on the 0..1 scale.
+            ``1 / gain`` photons make a white pixel, so small gains are bright, nearly clean images; 0 is
+            no shot noise.
+        read_sigma: the standard deviation of the signal-independent read noise on the 0..1 scale
+            (``b = read_sigma ** 2``).
+        rng: the seeded generator the sample is drawn from.
+
+    Returns:
+        float32 with mean ``clean`` and variance ``gain * clean + read_sigma ** 2``, neither clipped nor
+        rounded (as the Gaussian training noise).
+    """
+    if gain < 0 or read_sigma < 0:
+        raise SwinIRError(f"Poisson-Gaussian noise needs gain >= 0 and read noise >= 0, got {gain}, {read_sigma}")
+    signal = np.clip(np.asarray(clean, dtype=np.float64), 0.0, None)
+    shot = gain * rng.poisson(signal / gain) if gain > 0 else signal
+    return (shot + rng.normal(0.0, read_sigma, signal.shape)).astype(np.float32)
 
 
 def jpeg_compress(img: np.ndarray, quality: int) -> np.ndarray:

@@ -59,6 +59,9 @@ class TaskConfig:
     scale: int = 1
     sigma: tuple[float, float] | float = (15.0, 50.0)  # Gaussian noise std on the 0-255 scale (denoising)
     quality: tuple[int, int] | int = (10, 40)  # OpenCV JPEG quality (artifact reduction)
+    # denoising: Poisson-Gaussian noise (photon-counting sensors) instead of Gaussian; the range of the shot-noise
+    # gain a (variance per unit of 0..1 signal), sigma then being the read noise; see docs/scientific.md
+    shot_noise: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("sigma", "quality"):
@@ -516,6 +519,8 @@ def _check_semantics(cfg: RunConfig) -> None:
     need(0 <= t.sigma[0] <= t.sigma[1], f"task.sigma must be [low, high] with 0 <= low <= high, got {list(t.sigma)}")
     need(1 <= t.quality[0] <= t.quality[1] <= 100,
          f"task.quality must be [low, high] within 1..100, got {list(t.quality)}")
+    need(t.shot_noise is None or (behaviour.degradation == "noise" and 0 <= t.shot_noise[0] <= t.shot_noise[1]),
+         f"task.shot_noise must be [low, high] with 0 <= low <= high, for a denoising task; got {t.shot_noise}")
     need(d.patch_size >= 1 and d.patch_size % m.window_size == 0,
          f"data.patch_size {d.patch_size} must be a positive multiple of the window size {m.window_size}")
     need(d.batch_size >= 1, f"data.batch_size must be at least 1, got {d.batch_size}")

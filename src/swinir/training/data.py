@@ -12,7 +12,9 @@ draws the sample, or on state carried from earlier iterations. Hence:
   slots ``[r * B/N, (r+1) * B/N)``).
 
 Images that cannot be decoded or are smaller than a patch are skipped (counted and reported once); a
-folder without images is an error at once.
+folder without images is an error at once. 8-bit files are decoded as the reference decodes them; 16-bit and
+float32 TIFFs (microscopy, medical, remote sensing) come on the [0, 1] scale that ``swinir restore`` maps them
+to (:func:`swinir.datasets.read_training_image`), so patches are uint8 or float32 until :func:`as_unit`.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..datasets import find_lr_partner, list_images
 from ..degradations import modcrop
 from ..errors import SwinIRError
+from ..metrics import quantize
 from .config import RunConfig
-from .tasks import TaskBehaviour, task_behaviour
+from .tasks import TaskBehaviour, as_unit, task_behaviour
 
 ORDER_STREAM, SAMPLE_STREAM, VALIDATION_STREAM = 0, 1, 2  # keep the seeded generators independent
 Log = Callable[[str], None]
@@ -168,9 +171,9 @@ class TrainDataset(Dataset):
         else:
             top = int(rng.integers(lr.shape[0] - p + 1))
             left = int(rng.integers(lr.shape[1] - p + 1))
-            lq = dihedral(lr[top : top + p, left : left + p], rotations, flip).astype(np.float32) / 255.0
+            lq = as_unit(dihedral(lr[top : top + p, left : left + p], rotations, flip))
             hr_patch = dihedral(hr[top * s : (top + p) * s, left * s : (left + p) * s], rotations, flip)
-        return to_tensor(lq), to_tensor(hr_patch.astype(np.float32) / 255.0)
+        return to_tensor(lq), to_tensor(as_unit(hr_patch))
 
 
 class BatchKeys(Sampler[list[SampleKey]]):
@@ -228,7 +231,8 @@ def make_loader(dataset: TrainDataset, start: int, stop: int, *, rank: int = 0, 
 
 @dataclass
 class ValImage:
-    """One fixed validation pair: the network input (C, h, w) and the 8-bit ground truth (HxW[x3])."""
+    """One fixed validation pair: the network input (C, h, w) and the 8-bit ground truth (HxW[x3]; that of a
+    16-bit or float TIFF quantised to 8 bits, which the scores compare)."""
 
     name: str
     lq: torch.Tensor
@@ -276,11 +280,11 @@ def load_validation(config: RunConfig, *, log: Log = _stderr) -> list[ValImage]:
             if lr_path is None:
                 raise SwinIRError(f"val.lr_folder: no LR file for {path.name} in {lr_folder}")
             lr = behaviour.read_lr(lr_path)
-            lq = lr[top // scale : (top + h) // scale, left // scale : (left + w) // scale].astype(np.float32) / 255
+            lq = as_unit(lr[top // scale : (top + h) // scale, left // scale : (left + w) // scale])
         else:
             rng = np.random.default_rng([val.seed, VALIDATION_STREAM, i])
             lq = behaviour.degrade(gt, rng, config.task, level)
-        images.append(ValImage(path.stem, to_tensor(lq), gt))
+        images.append(ValImage(path.stem, to_tensor(lq), gt if gt.dtype == np.uint8 else quantize(gt)))
     log(f"validation: {len(images)} images from {val.folder}"
         + (f" (centre {val.crop}px crops)" if val.crop else "") + (f", level {level}" if level is not None else ""))
     return images

@@ -4,10 +4,13 @@ The facts of a task (channels, read mode, default loss, whether it upsamples, ba
 metrics) are those of :data:`swinir.tasks.TASKS`; a :class:`TaskBehaviour` adds the training side to an entry:
 reading a file per the task's read mode, drawing a level, degrading a patch.
 
-A degradation takes an 8-bit ground-truth patch (HxW or HxWx3 RGB) and a :class:`numpy.random.Generator` and
+A degradation takes a ground-truth patch (HxW or HxWx3 RGB; uint8 from 8-bit files, float32 on [0, 1] from 16-bit
+and float TIFFs, see :func:`swinir.datasets.read_training_image`) and a :class:`numpy.random.Generator` and
 returns the network input as float32 on the [0, 1] scale (noisy inputs are neither clipped nor rounded, as at
 test time). The level (noise sigma, JPEG quality) is drawn per sample from the config's range (``task.sigma``,
-``task.quality``: blind training) unless a fixed one is given (validation).
+``task.quality``: blind training) unless a fixed one is given (validation). Denoising with ``task.shot_noise``
+set adds Poisson-Gaussian noise instead of Gaussian: photon shot noise of a gain drawn from that range, and
+read noise of the drawn sigma (:meth:`TaskBehaviour.degrade` is where the choice is made).
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..datasets import read_reference
+from ..datasets import read_reference, read_training_image
 from ..degradations import (
     PhotoDegradationConfig,
     RealDegradationConfig,
+    add_poisson_gaussian_noise,
     imresize,
     jpeg_compress,
     photo_degrade,
     real_degrade,
 )
+from ..errors import SwinIRError
 from ..tasks import TASKS, Degradation, Task
 
 if TYPE_CHECKING:  # annotations only: config imports this module to check a run's semantics
@@ -37,15 +42,27 @@ Degrade = Callable[[np.ndarray, np.random.Generator, int, "float | None"], np.nd
 """``(hr, rng, scale, level) -> network input``; ``level`` is the drawn sigma or quality (None if the task has none)."""
 
 
+def as_unit(img: np.ndarray) -> np.ndarray:
+    """A patch on the [0, 1] scale as float32: uint8 divided by 255, float (already on that scale) as it is."""
+    return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32, copy=False)
+
+
 def bicubic_down(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
-    """MATLAB bicubic downscaling on the uint8 path (each pass rounded), as the benchmark LR files are made."""
-    return imresize(hr, 1 / scale).astype(np.float32) / 255.0
+    """MATLAB bicubic downscaling: on the uint8 path (each pass rounded) for 8-bit patches, as the benchmark LR
+    files are made; unrounded for float ones."""
+    return as_unit(imresize(hr, 1 / scale))
 
 
 def gaussian_noise(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
-    """``hr / 255 + N(0, level / 255)``, float32 and unclipped."""
-    clean = hr.astype(np.float32) / 255.0
+    """``hr + N(0, level / 255)`` on the [0, 1] scale, float32 and unclipped."""
+    clean = as_unit(hr)
     return clean + rng.normal(0.0, float(level) / 255.0, clean.shape).astype(np.float32)
+
+
+def poisson_gaussian_noise(hr: np.ndarray, rng: np.random.Generator, gain: float, sigma: float) -> np.ndarray:
+    """Photon shot noise of ``gain`` plus read noise of ``sigma`` (0-255 scale) on the [0, 1] scale: variance
+    ``gain * hr + (sigma / 255) ** 2`` (:func:`swinir.degradations.add_poisson_gaussian_noise`)."""
+    return add_poisson_gaussian_noise(as_unit(hr), gain, sigma / 255.0, rng)
 
 
 def jpeg(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
@@ -55,12 +72,12 @@ def jpeg(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | No
 
 def real_world(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
     """The second-order real-world degradation (blur, resize, noise, JPEG twice; Real-ESRGAN's ranges)."""
-    return real_degrade(hr.astype(np.float32) / 255.0, rng, RealDegradationConfig(scale=scale))
+    return real_degrade(as_unit(hr), rng, RealDegradationConfig(scale=scale))
 
 
 def photo(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
     """The first-order photo degradation (mild blur, antialiased downscale, mild noise), JPEG at quality ``level``."""
-    return photo_degrade(hr.astype(np.float32) / 255.0, rng, int(level), PhotoDegradationConfig(scale=scale))
+    return photo_degrade(as_unit(hr), rng, int(level), PhotoDegradationConfig(scale=scale))
 
 
 DEGRADATIONS: dict[Degradation, Degrade] = {"bicubic": bicubic_down, "real": real_world, "photo": photo,
@@ -87,8 +104,12 @@ class TaskBehaviour:
         return self.spec.upsamples
 
     def read(self, path: Path) -> np.ndarray:
-        """The 8-bit ground truth of an image file for this task (raises SwinIRError when unreadable)."""
-        return read_reference(path, self.spec.read_mode)
+        """The ground truth of an image file for this task: uint8, or float32 on [0, 1] for 16-bit and float
+        TIFFs (raises SwinIRError when unreadable, and for those when the task's JPEG needs 8 bits)."""
+        image = read_training_image(path, self.spec.read_mode)
+        if self.spec.degradation == "jpeg" and image.dtype != np.uint8:
+            raise SwinIRError(f"{path}: JPEG artifact reduction trains on 8-bit images; convert it to 8 bits")
+        return image
 
     def read_lr(self, path: Path) -> np.ndarray:
         """An 8-bit LR file, with the task's channels (OpenCV colour or gray reading)."""
@@ -104,9 +125,17 @@ class TaskBehaviour:
         return None
 
     def degrade(self, hr: np.ndarray, rng: np.random.Generator, task: TaskConfig, level: float | None) -> np.ndarray:
-        """The network input of the ground-truth patch ``hr``: at ``level``, else at one drawn from ``rng``."""
+        """The network input of the ground-truth patch ``hr``: at ``level``, else at one drawn from ``rng``.
+
+        Denoising with ``task.shot_noise`` takes Poisson-Gaussian noise: read noise of sigma ``level`` and a
+        shot-noise gain drawn uniformly from that range (its middle when ``level`` is given: validation)."""
+        fixed = level is not None
         if level is None:
             level = self.draw_level(task, rng)
+        if self.spec.degradation == "noise" and task.shot_noise is not None:
+            low, high = task.shot_noise
+            gain = (low + high) / 2 if fixed else float(rng.uniform(low, high))
+            return poisson_gaussian_noise(hr, rng, gain, float(level))  # type: ignore[arg-type]
         return DEGRADATIONS[self.spec.degradation](hr, rng, task.scale, level)
 
     def validation_level(self, task: TaskConfig, sigma: float | None, quality: int | None) -> float | None:
