@@ -19,10 +19,9 @@ from swinir.checkpoints import read_checkpoint
 from swinir.training import Trainer, export_weights, parse_config, train
 from swinir.training.distributed import DistInfo, agree, check_replicas_agree, gather_rng_states, process_threads, wrap
 from swinir.training.state import Progress, TrainingState, capture_rng, list_checkpoints, load_checkpoint
+from test_training import CHECKPOINT_KEYS as TOP_KEYS
 from test_training import assert_same_tensors, data_root, final_state, tiny_raw  # noqa: F401  (fixture)
 
-TOP_KEYS = {"format", "iteration", "config", "params", "params_ema", "optimizer", "scaler", "rng", "data", "progress",
-            "versions"}
 DATA_KEYS = {"seed", "next_iteration", "global_batch", "images", "files_digest"}
 PROGRESS_KEYS = {"elapsed", "world_size", "best_psnr", "best_iteration", "last_psnr", "segment_start",
                  "segment_elapsed", "cpu_seconds", "segment_cpu", "history", "device"}

@@ -12,14 +12,16 @@ The pieces, each usable alone:
 * :mod:`.state`: the :class:`~.state.TrainingState` and the checkpoint format (``to_dict`` / ``load_dict``),
   atomic checkpoint files, the resume rules, and the safetensors export of a run's EMA weights.
 * :mod:`.lineage`: what exported weights record of their training (iterations, hours, segments).
-* :mod:`.steps`: one optimisation step of the PSNR stage (autocast, loss, backward, optimiser, EMA).
-* :mod:`.gan`, :mod:`.losses`: the real-world SR GAN stage (U-Net discriminator, VGG19 perceptual loss, its
-  step) and the pixel / adversarial losses.
+* :mod:`.stages`: the training stages behind one protocol (their parts, step, checkpoint keys, log columns)
+  and their table; :mod:`.steps`: the PSNR stage and what every step shares (autocast, loss, backward,
+  optimiser, EMA); :mod:`.gan`, :mod:`.losses`: the real-world SR GAN stage (U-Net discriminator, VGG19
+  perceptual loss, its step) and the pixel / adversarial losses.
 * :mod:`.validation`: the EMA weights scored through the engine, as ``swinir eval`` scores them.
 * :mod:`.distributed`: torchrun's process group, DDP and the loop's collective calls.
-* :mod:`.loop`: the :class:`~swinir.training.loop.Trainer`, which assembles the above and runs the loop
-  (progress, validation and checkpoint cadence, stop signals).
-* :mod:`.monitor`: CSV log, TensorBoard event files, a PNG plot.
+* :mod:`.run`: the run builder, which assembles the above for one process; :mod:`.cadence`: when the loop
+  logs, validates and saves; :mod:`.hooks`: what it writes then (CSV, TensorBoard, plot, checkpoints).
+* :mod:`.loop`: the :class:`~swinir.training.loop.Trainer`, which runs the loop (stop signals, exit codes).
+* :mod:`.monitor`: the console, CSV log, TensorBoard event files, a PNG plot.
 * :mod:`.cli`: ``swinir train`` (also ``python -m swinir.training``).
 """
 

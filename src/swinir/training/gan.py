@@ -6,18 +6,19 @@ normalisation) and are written here from those descriptions. The VGG19 weights a
 passes a file (``train.perceptual_weights``): torchvision's ``vgg19`` state dict (``features.N.weight`` keys, as
 .pth, read with ``weights_only=True``, or converted to safetensors) or a file with ``conv1_1.weight``-style keys.
 
-:func:`build_gan_parts` assembles the stage (discriminator, its Adam and GradScaler, the perceptual loss) and
-:class:`GanStep` trains it: the generator on ``pixel_weight * pixel + perceptual_weight * VGG + gan_weight *
-GAN``, then the discriminator on ground truth and generated patches in one batch.
+:class:`GanStage` is the stage (:mod:`.stages`): it builds its parts (discriminator, its Adam and GradScaler,
+the perceptual loss), writes and reads its checkpoint keys (``discriminator``, ``optimizer_d``, ``scaler_d``)
+and names its log columns; :class:`GanStep` trains it: the generator on ``pixel_weight * pixel +
+perceptual_weight * VGG + gan_weight * GAN``, then the discriminator on ground truth and generated patches in
+one batch.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,10 +29,8 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..errors import SwinIRError
 from .config import RunConfig
 from .losses import discriminator_loss, generator_adversarial_loss
-from .steps import PixelStep, apply_gradients, set_learning_rate
-
-if TYPE_CHECKING:  # the state holds these parts (it imports this module)
-    from .state import TrainingState
+from .state import TrainingState, cpu_state_dict
+from .steps import PixelStep, Wrap, apply_gradients, set_learning_rate
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -186,48 +185,55 @@ class UNetDiscriminator(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# The stage: its parts and its step
+# The stage and its step
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class GanParts:
-    """What the GAN stage adds to a run: the discriminator with its optimiser and (fp16) scaler, which a
-    checkpoint holds, and the frozen perceptual loss (None when ``perceptual_weight`` is 0), which it does not."""
+class GanStage:
+    """The GAN stage: a U-Net discriminator with its Adam and (fp16) GradScaler, which a checkpoint holds, and
+    the frozen perceptual loss (None when ``perceptual_weight`` is 0), which it does not. Building it on
+    ``device`` fails at once, before any training, when the VGG19 weights file is missing."""
 
-    discriminator: UNetDiscriminator
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler | None
-    perceptual: PerceptualLoss | None
+    columns: tuple[str, ...] = ("loss_pixel", "loss_perceptual", "loss_gan", "loss_d")
 
+    def __init__(self, config: RunConfig, device: torch.device) -> None:
+        tr = config.train
+        self.discriminator = UNetDiscriminator(config.model.in_chans, tr.d_channels).to(device)
+        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=tr.d_lr, betas=tr.betas)
+        self.scaler = torch.amp.GradScaler("cuda") if tr.precision == "fp16" else None
+        self.perceptual: PerceptualLoss | None = None
+        if tr.perceptual_weight > 0:
+            if tr.perceptual_weights is None:
+                raise SwinIRError("the GAN stage needs train.perceptual_weights: a VGG19 weights file (torchvision's "
+                                  "vgg19 state dict as .pth or safetensors); it is never downloaded")
+            self.perceptual = PerceptualLoss(tr.perceptual_layers,
+                                             config.resolve_path(tr.perceptual_weights)).to(device)
 
-def build_gan_parts(config: RunConfig, device: torch.device) -> GanParts:
-    """The GAN stage's networks on ``device``; a missing VGG19 weights file is an error here, before any training."""
-    tr = config.train
-    discriminator = UNetDiscriminator(config.model.in_chans, tr.d_channels).to(device)
-    optimizer = torch.optim.Adam(discriminator.parameters(), lr=tr.d_lr, betas=tr.betas)
-    scaler = torch.amp.GradScaler("cuda") if tr.precision == "fp16" else None
-    perceptual = None
-    if tr.perceptual_weight > 0:
-        if tr.perceptual_weights is None:
-            raise SwinIRError("the GAN stage needs train.perceptual_weights: a VGG19 weights file (torchvision's "
-                              "vgg19 state dict as .pth or safetensors); it is never downloaded")
-        perceptual = PerceptualLoss(tr.perceptual_layers, config.resolve_path(tr.perceptual_weights)).to(device)
-    return GanParts(discriminator, optimizer, scaler, perceptual)
+    def make_step(self, state: TrainingState, wrap: Wrap, device: torch.device) -> GanStep:
+        return GanStep(state, wrap(state.model), self, wrap(self.discriminator), device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"discriminator": cpu_state_dict(self.discriminator), "optimizer_d": self.optimizer.state_dict(),
+                "scaler_d": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        self.discriminator.load_state_dict(saved["discriminator"])
+        self.optimizer.load_state_dict(saved["optimizer_d"])
+        if self.scaler is not None and saved.get("scaler_d"):
+            self.scaler.load_state_dict(saved["scaler_d"])
 
 
 class GanStep(PixelStep):
     """One generator step, then one discriminator step (see the module docstring).
 
-    ``disc_net`` is the discriminator as trained (``parts.discriminator`` or its DDP wrapper); the generator's
+    ``disc_net`` is the discriminator as trained (``stage.discriminator`` or its DDP wrapper); the generator's
     step calls the bare module, frozen, so that no gradient is synchronised for it.
     """
 
-    def __init__(self, state: TrainingState, net: nn.Module, disc_net: nn.Module, device: torch.device) -> None:
+    def __init__(self, state: TrainingState, net: nn.Module, stage: GanStage, disc_net: nn.Module,
+                 device: torch.device) -> None:
         super().__init__(state, net, device)
-        if state.gan is None:
-            raise ValueError("GanStep needs a state with the GAN stage's parts (train.stage: gan)")
-        self.parts = state.gan
+        self.parts = stage
         self.disc_net = disc_net
 
     def update(self, lq: Tensor, hr: Tensor, iteration: int) -> dict[str, float]:

@@ -1,8 +1,10 @@
-"""Watching a run: a CSV log, TensorBoard event files and a PNG plot, all written by rank 0 only.
+"""Watching a run: the console, a CSV log, TensorBoard event files and a PNG plot, all written by rank 0 only.
+
+* the console (:class:`Console`): messages and progress, through a tqdm bar on a terminal, else plain lines.
 
 * ``log.csv``: one row per log interval and per validation (iteration, loss, lr, val_psnr, val_ssim,
-  val_l1, seconds; plus the GAN stage's loss terms). On resume, rows after the resumed checkpoint are
-  dropped so the log matches the run.
+  val_l1, seconds; plus the training stage's columns, e.g. the GAN stage's loss terms). On resume, rows after
+  the resumed checkpoint are dropped so the log matches the run.
 * ``events.out.tfevents.*``: TensorBoard scalars, written by :class:`EventWriter`, a minimal writer of the
   TFRecord/``Event`` protobuf format (no tensorboard or protobuf dependency; ``tensorboard --logdir RUN``
   reads it).
@@ -11,22 +13,78 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import os
 import socket
 import struct
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
 from ..fileio import write_bytes_atomic
 
 BASE_COLUMNS = ("iteration", "loss", "lr", "val_psnr", "val_ssim", "val_l1", "seconds")
-GAN_COLUMNS = ("loss_pixel", "loss_perceptual", "loss_gan", "loss_d")
+"""The columns of every run's ``log.csv``; a training stage adds its own after them (:mod:`.stages`)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Console
+# --------------------------------------------------------------------------------------------------
+
+
+class Console:
+    """A run's messages, shown by rank 0 only: through the tqdm bar while one is shown (the bar stays whole),
+    else through ``write`` (a line on stderr by default); and the periodic progress of training."""
+
+    def __init__(self, is_main: bool, write: Callable[[str], None] | None = None) -> None:
+        self.is_main = is_main
+        self._write = write or (lambda message: print(message, file=sys.stderr, flush=True))
+        self._bar: Any = None
+
+    def __call__(self, message: str) -> None:
+        if not self.is_main:
+            return
+        if self._bar is not None:
+            self._bar.write(message, file=sys.stderr)
+        else:
+            self._write(message)
+
+    @contextlib.contextmanager
+    def progress_bar(self, total: int, initial: int, enabled: bool) -> Iterator[None]:
+        """A tqdm bar while the loop runs, on an interactive terminal with ``enabled`` (``log.progress``); plain
+        lines otherwise."""
+        if not (self.is_main and enabled and sys.stderr.isatty()):
+            yield
+            return
+        from tqdm import tqdm
+
+        with tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, smoothing=0.05) as bar:
+            self._bar = bar
+            try:
+                yield
+            finally:
+                self._bar = None
+
+    def advance(self) -> None:
+        """One iteration done (moves the bar, if any)."""
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def progress(self, it: int, total: int, values: Mapping[str, float | None], rate: float) -> None:
+        """The losses and learning rate of a log row: the bar's postfix, or a plain line with the ETA."""
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{values.get('loss', math.nan):.4g}", lr=f"{values['lr']:.2e}", refresh=False)
+            return
+        eta_h = (total - it) * rate / 3600
+        losses = " ".join(f"{k} {v:.4g}" for k, v in values.items() if k.startswith("loss") and v is not None)
+        self(f"iter {it:,}/{total:,} {losses} lr {values['lr']:.2e} {rate:.2f} s/it ETA {eta_h:.1f} h")
 
 
 # --------------------------------------------------------------------------------------------------

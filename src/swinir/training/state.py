@@ -1,7 +1,7 @@
 """The state of a training run and its checkpoint format, in one place.
 
-:class:`TrainingState` holds everything a checkpoint holds (model, EMA, optimiser, scaler, the GAN stage's
-discriminator, the data position and :class:`Progress`); :meth:`TrainingState.to_dict` writes a checkpoint and
+:class:`TrainingState` holds everything a checkpoint holds (model, EMA, optimiser, scaler, the data position,
+:class:`Progress`, and the training stage's own parts); :meth:`TrainingState.to_dict` writes a checkpoint and
 :meth:`TrainingState.load_dict` reads one back into a freshly built state. A checkpoint is one ``torch.save``
 dict of tensors and plain values only, so it loads with ``torch.load(weights_only=True)``:
 
@@ -22,9 +22,9 @@ dict of tensors and plain values only, so it loads with ``torch.load(weights_onl
                               optimiser's segment began), ``history`` (the segments before it,
                               ``train.continue_from``), ``device`` (where the segment trains)
 ``versions``                  ``swinir``, ``torch``
-``discriminator``,            the GAN stage only: the U-Net discriminator, its Adam and GradScaler
-``optimizer_d``,
-``scaler_d``
+(the stage's keys)            whatever the run's training stage adds (:class:`StageState`; :mod:`.stages`):
+                              nothing for the PSNR stage; ``discriminator``, ``optimizer_d``, ``scaler_d`` for
+                              the GAN stage (:mod:`.gan`)
 ============================  ============================================================================
 
 Checkpoints are ``RUN/checkpoints/iter_XXXXXXXX.pt``, written atomically (temp file, fsync, rename:
@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -55,7 +55,6 @@ from ..checkpoints import check_state_dict, read_checkpoint, save_safetensors
 from ..errors import SwinIRError
 from ..fileio import atomic_path
 from .config import RunConfig, apply_overrides, parse_config
-from .gan import GanParts, build_gan_parts
 from .lineage import Lineage, continued_lineage, segment_record, training_metadata
 
 CHECKPOINT_FORMAT = 1
@@ -148,16 +147,31 @@ class Progress:
                    segment_elapsed=seconds, segment_cpu=cpu, history=list(lineage.history))
 
 
-def _cpu_copy(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in state.items()}
+def cpu_state_dict(module: nn.Module) -> dict[str, Tensor]:
+    """A module's state dict copied to the CPU, as a checkpoint stores it."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+class StageState(Protocol):
+    """What a training stage adds to a checkpoint (:mod:`.stages`): its own keys, written and read back."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The stage's checkpoint keys (tensors and plain values only)."""
+        ...
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint's keys."""
+        ...
 
 
 @dataclass
 class TrainingState:
     """What a checkpoint holds, live: built by :meth:`fresh`, then loaded from a checkpoint or weights, if any.
 
-    ``images`` and ``files_digest`` describe the training image list (set once the dataset is read); a
-    resumed run with another digest is warned that its data order differs from here on.
+    ``stage`` is the training stage's own part (None: the state alone, as for the PSNR stage); it writes and
+    reads its checkpoint keys itself. ``images`` and ``files_digest`` describe the training image list (set
+    once the dataset is read); a resumed run with another digest is warned that its data order differs from
+    here on.
     """
 
     config: RunConfig
@@ -165,7 +179,7 @@ class TrainingState:
     ema: nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler | None = None
-    gan: GanParts | None = None
+    stage: StageState | None = None
     progress: Progress = field(default_factory=Progress)
     images: int = 0
     files_digest: str = ""
@@ -173,7 +187,8 @@ class TrainingState:
     @classmethod
     def fresh(cls, config: RunConfig, device: torch.device, rank: int = 0) -> TrainingState:
         """Initial weights from ``train.seed`` (the same on every rank), then this rank's own random streams
-        (drop-path), the optimiser, the fp16 scaler and the GAN stage's parts."""
+        (drop-path), the optimiser and the fp16 scaler. A stage built right after draws its own networks'
+        initial weights from this rank's streams (:func:`.stages.build_stage`)."""
         tr = config.train
         torch.manual_seed(tr.seed)
         model = config.model.build(drop_path_rate=tr.drop_path_rate).to(device)
@@ -182,8 +197,7 @@ class TrainingState:
         seed_rank_streams(tr.seed, rank)
         optimizer = torch.optim.Adam(model.parameters(), lr=tr.lr, betas=tr.betas, weight_decay=tr.weight_decay)
         scaler = torch.amp.GradScaler("cuda") if tr.precision == "fp16" else None
-        gan = build_gan_parts(config, device) if tr.stage == "gan" else None
-        return cls(config, model, ema, optimizer, scaler, gan)
+        return cls(config, model, ema, optimizer, scaler)
 
     @property
     def iteration(self) -> int:
@@ -196,8 +210,8 @@ class TrainingState:
             "format": CHECKPOINT_FORMAT,
             "iteration": p.iteration,
             "config": self.config.to_dict(),
-            "params": _cpu_copy(self.model.state_dict()),
-            "params_ema": _cpu_copy(self.ema.state_dict()),
+            "params": cpu_state_dict(self.model),
+            "params_ema": cpu_state_dict(self.ema),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "rng": list(rng),
@@ -206,10 +220,8 @@ class TrainingState:
             "progress": p.to_dict(world_size=len(rng)),
             "versions": {"swinir": __version__, "torch": str(torch.__version__)},
         }
-        if self.gan is not None:
-            state["discriminator"] = _cpu_copy(self.gan.discriminator.state_dict())
-            state["optimizer_d"] = self.gan.optimizer.state_dict()
-            state["scaler_d"] = self.gan.scaler.state_dict() if self.gan.scaler is not None else None
+        if self.stage is not None:
+            state.update(self.stage.state_dict())
         return state
 
     def load_dict(self, state: Mapping[str, Any], *, rank: int = 0, world_size: int = 1) -> list[str]:
@@ -219,11 +231,8 @@ class TrainingState:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        if self.gan is not None:
-            self.gan.discriminator.load_state_dict(state["discriminator"])
-            self.gan.optimizer.load_state_dict(state["optimizer_d"])
-            if self.gan.scaler is not None and state.get("scaler_d"):
-                self.gan.scaler.load_state_dict(state["scaler_d"])
+        if self.stage is not None:
+            self.stage.load_state_dict(state)
         self.progress = Progress.from_dict(state.get("progress", {}), int(state["iteration"]))
         warnings = []
         rng = state["rng"]

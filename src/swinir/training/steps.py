@@ -1,11 +1,12 @@
-"""One optimisation step of the PSNR-oriented stage, and the pieces every step shares.
+"""The PSNR-oriented stage (the paper's) and the pieces every stage's step shares.
 
 A step is a callable ``step(lq, hr) -> losses`` bound to a :class:`~swinir.training.state.TrainingState`;
 calling it does the whole iteration: the learning rate of the iteration (a pure function of it,
 :meth:`RunConfig.learning_rate`), the forward pass under :func:`swinir.precision.autocast` (bf16 on CPU or
 CUDA, fp16 on CUDA with a GradScaler), the loss (always in fp32, :mod:`.losses`), backward, optional
 gradient clipping, the optimiser step, the EMA update, and the iteration counter. :class:`PixelStep` is the
-PSNR stage (one pixel loss); the GAN stage's step (:class:`swinir.training.gan.GanStep`) extends it.
+PSNR stage's step (one pixel loss) and :class:`PsnrStage` the stage itself (:mod:`.stages`); the GAN stage's
+step (:class:`swinir.training.gan.GanStep`) extends :class:`PixelStep`.
 
 The EMA decay is ``min(ema_decay, (1 + i) / (10 + i))`` with ``train.ema_warmup`` (the default), so the
 average is useful from the first validations on and reaches ``ema_decay`` (0.999) after ~9,000 iterations.
@@ -13,9 +14,9 @@ average is useful from the first validations on and reaches ``ema_decay`` (0.999
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,9 +25,10 @@ from ..precision import autocast
 from ..tasks import get_task
 from .config import RunConfig
 from .losses import PixelLoss, pixel_loss
+from .state import TrainingState
 
-if TYPE_CHECKING:  # the state builds the GAN stage, whose step extends this module's: typing only here
-    from .state import TrainingState
+Wrap = Callable[[nn.Module], nn.Module]
+"""How a stage's trained modules are wrapped for the run: DistributedDataParallel, or the module itself."""
 
 
 def ema_decay(config: RunConfig, iteration: int) -> float:
@@ -108,3 +110,22 @@ class PixelStep:
         loss = self.pixel_loss(out, hr)
         apply_gradients(loss, state.optimizer, state.scaler, state.model.parameters(), self.config.train.grad_clip)
         return {"loss": loss.item()}
+
+
+class PsnrStage:
+    """The PSNR-oriented stage (:mod:`.stages`): the network alone on one pixel loss. It adds no networks, no
+    checkpoint keys and no log columns to a run."""
+
+    columns: tuple[str, ...] = ()
+
+    def __init__(self, config: RunConfig, device: torch.device) -> None:
+        self.config = config
+
+    def make_step(self, state: TrainingState, wrap: Wrap, device: torch.device) -> PixelStep:
+        return PixelStep(state, wrap(state.model), device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, saved: Mapping[str, Any]) -> None:
+        return None
