@@ -91,3 +91,42 @@ def test_cuda_paths_agree_with_fp32(precision: str) -> None:
     exact = swinir.restore(model, x, precision="fp32")
     half = swinir.restore(model, x, precision=precision)
     assert (half - exact).abs().max() < 2e-2
+
+
+@pytest.mark.parametrize("gelu", [False, True])
+def test_fused_linear_equals_the_formula(gelu: bool) -> None:
+    """network.linear (oneDNN with the bias and GELU as post-ops on CPUs) is x W^T + b, then erf-GELU."""
+    from swinir.network import linear
+
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(70, 24), torch.randn(36, 24), torch.randn(36)
+    expected = x.double() @ weight.double().T + bias.double()
+    if gelu:
+        expected = 0.5 * expected * (1 + torch.erf(expected / 2**0.5))
+    assert (linear(x, weight, bias, gelu=gelu).double() - expected).abs().max() < 1e-4
+    half = linear(x, weight.bfloat16(), bias.bfloat16(), gelu=gelu)
+    assert half.dtype == torch.bfloat16 and (half.double() - expected).abs().max() < 0.1 * expected.abs().max()
+
+
+def test_the_fallback_without_onednn_gives_the_same_restore(monkeypatch: pytest.MonkeyPatch) -> None:
+    import swinir.network as network
+
+    torch.manual_seed(0)
+    model = swinir.ModelConfig(upscale=2, img_size=16, window_size=8, depths=(2,), embed_dim=12, num_heads=(2,),
+                               upsampler="pixelshuffledirect").build().eval()
+    x = torch.rand(1, 3, 24, 40)
+    fused = swinir.restore(model, x, clamp=False)
+    monkeypatch.setattr(network, "_ONEDNN_LINEAR", None)
+    assert (swinir.restore(model, x, clamp=False) - fused).abs().max() < 1e-5
+
+
+def test_bf16_weights_are_converted_once_and_follow_edits() -> None:
+    model = swinir.ModelConfig(upscale=1, img_size=16, window_size=8, depths=(2,), embed_dim=12, num_heads=(2,),
+                               upsampler="").build().eval()
+    block = model.layers[0].residual_group.blocks[0]
+    first = block.inference_weights(torch.bfloat16)
+    assert first[0].dtype == torch.bfloat16 and block.inference_weights(torch.bfloat16)[0] is first[0]
+    with torch.no_grad():
+        block.attn.qkv.weight.add_(1.0)  # an in-place edit (e.g. load_state_dict) must not serve stale copies
+    again = block.inference_weights(torch.bfloat16)[0]
+    assert torch.equal(again, block.attn.qkv.weight.detach().bfloat16())
