@@ -1,4 +1,4 @@
-"""The bundled models' campaign (scripts/campaign.py): a shipped file is replaced only by a better one.
+"""The bundled models' campaign (tools/campaign): a shipped file is replaced only by a better one.
 
 A tiny same-size model stands in for a bundled one. Two versions of it are made by hand: one whose last conv
 is zero (it returns its input exactly: the identity baseline's PSNR) and one whose last conv adds a large
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
+import datetime
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -20,25 +19,14 @@ import numpy as np
 import pytest
 import torch
 
+from swinir.bundled import BundledModel
 from swinir.checkpoints import read_checkpoint, save_safetensors
 from swinir.errors import SwinIRError
 from swinir.evaluation import EvalSettings
 from swinir.training import export_weights, parse_config, train
 from swinir.training.config import load_config
 from test_training import TINY_MODEL, synthetic_images, tiny_raw
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _load_campaign():
-    spec = importlib.util.spec_from_file_location("campaign", ROOT / "scripts" / "campaign.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["campaign"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-campaign = _load_campaign()
+from tools.campaign import bundles, cards, compare, gpu, measuring, policy, shipping, store
 
 
 def _tiny_denoiser(tmp_path: Path) -> Path:
@@ -74,13 +62,13 @@ def workspace(tmp_path: Path):
     for i in range(2):
         small = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
         cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(small, (40, 40), interpolation=cv2.INTER_CUBIC))
-    row = campaign.Row("Tiny sigma 25", EvalSettings(task="color_dn", sigma=25), "Tiny", None, ("psnr", "ssim"),
+    row = bundles.Row("Tiny sigma 25", EvalSettings(task="color_dn", sigma=25), "Tiny", None, ("psnr", "ssim"),
                        target=60.0)
-    bundle = campaign.Bundle("tiny-denoise", "bundled_color_dn", "denoise", 1, "a tiny test denoiser", (row,),
+    bundle = bundles.Bundle("tiny-denoise", "bundled_color_dn", "denoise", 1, "a tiny test denoiser", (row,),
                              "identity")
     weights = tmp_path / "weights"
     weights.mkdir()
-    ws = campaign.Workspace(weights_dir=weights, report=tmp_path / "cards.md", readme=None, datasets=datasets,
+    ws = bundles.Workspace(weights_dir=weights, report=tmp_path / "cards.md", readme=None, datasets=datasets,
                             bundles=(bundle,))
     return ws, bundle
 
@@ -92,7 +80,7 @@ def test_a_worse_candidate_never_replaces_the_shipped_file(tmp_path: Path, works
     worse = _variant(trained, tmp_path / "worse.safetensors", perturb=0.5, iterations=150)
     before = ws.shipped(bundle).read_bytes()
 
-    decision = campaign.consider(bundle, worse, ws)
+    decision = shipping.consider(bundle, worse, ws)
 
     assert not decision.shipped
     assert ws.shipped(bundle).read_bytes() == before
@@ -111,7 +99,7 @@ def test_a_better_candidate_is_shipped_with_its_counters(tmp_path: Path, workspa
     _variant(trained, ws.shipped(bundle), perturb=0.5, iterations=100)
     better = _variant(trained, tmp_path / "better.safetensors", perturb=0.0, iterations=160)
 
-    decision = campaign.consider(bundle, better, ws)
+    decision = shipping.consider(bundle, better, ws)
 
     assert decision.shipped and decision.candidate_score > decision.shipped_score + 1.0
     shipped, meta = read_checkpoint(ws.shipped(bundle))
@@ -126,10 +114,15 @@ def test_a_better_candidate_is_shipped_with_its_counters(tmp_path: Path, workspa
     assert "## tiny-denoise" in card and "160 iterations" in card.replace(",", "")
 
 
+def _entry(bundle, **fields) -> BundledModel:
+    """A manifest entry of ``bundle`` with the given fields (the rest empty)."""
+    return BundledModel(bundle.name, bundle.task, bundle.scale, f"{bundle.name}.safetensors", "", **fields)
+
+
 def _x2_with_targets(set5: float, set14: float):
     """The x2 bundle with hand-chosen targets, so that these tests do not follow the campaign's current ones."""
-    x2 = campaign.bundle_named("swinir-s-sr-x2")
-    return dataclasses.replace(x2, rows=campaign._sr_rows(2, {"Set5": set5, "Set14": set14},
+    x2 = bundles.bundle_named("swinir-s-sr-x2")
+    return dataclasses.replace(x2, rows=bundles.sr_rows(2, {"Set5": set5, "Set14": set14},
                                                           {"Set5": "-", "Set14": "-"}))
 
 
@@ -140,19 +133,19 @@ def test_a_candidate_that_misses_a_target_the_shipped_model_meets_is_not_shipped
         return {"Set5 x2": {"psnr_y": set5}, "Set14 x2": {"psnr_y": set14}}
 
     shipped = values(37.03, 32.65)
-    assert not campaign.ships(values(36.99, 32.80), shipped, x2)  # mean +0.055 dB, but Set5 falls below 37.0
-    assert campaign.ships(values(37.00, 32.70), shipped, x2)  # mean +0.01 dB, every target still met
-    assert not campaign.ships(values(37.00, 32.70), shipped, x2, min_gain=0.02)
+    assert not policy.ships(values(36.99, 32.80), shipped, x2)  # mean +0.055 dB, but Set5 falls below 37.0
+    assert policy.ships(values(37.00, 32.70), shipped, x2)  # mean +0.01 dB, every target still met
+    assert not policy.ships(values(37.00, 32.70), shipped, x2, min_gain=0.02)
     below = values(36.90, 32.50)  # a shipped model below its targets: the mean alone decides
-    assert campaign.ships(values(36.95, 32.48), below, x2)
-    assert not campaign.ships(values(36.80, 32.55), below, x2)
+    assert policy.ships(values(36.95, 32.48), below, x2)
+    assert not policy.ships(values(36.80, 32.55), below, x2)
 
 
 def test_the_ship_decision_is_made_on_fp32_values_even_when_bf16_ones_pass(tmp_path: Path, monkeypatch) -> None:
     """The withdrawn x2 candidate of 2026-12-05: 37.002 in bf16 but 36.98 in fp32, against a shipped model at
     37.01 in fp32 and a 37.0 target. Measuring is faked with these hand-made values per (file, precision)."""
     x2 = _x2_with_targets(37.0, 32.6)
-    ws = campaign.Workspace(weights_dir=tmp_path, report=tmp_path / "cards.md", readme=None, datasets=tmp_path,
+    ws = bundles.Workspace(weights_dir=tmp_path, report=tmp_path / "cards.md", readme=None, datasets=tmp_path,
                             bundles=(x2,))
     made = {("shipped", "fp32"): (37.01, 32.65), ("shipped", "bf16"): (37.03, 32.66),
             ("candidate", "fp32"): (36.98, 32.70), ("candidate", "bf16"): (37.002, 32.72)}
@@ -165,39 +158,41 @@ def test_the_ship_decision_is_made_on_fp32_values_even_when_bf16_ones_pass(tmp_p
     def fake_mean(method, row, ws):
         return {"psnr_y": made[method][0 if row.label.startswith("Set5") else 1], "ssim_y": 0.9}
 
-    monkeypatch.setattr(campaign, "model_method", fake_method)
-    monkeypatch.setattr(campaign, "_mean", fake_mean)
-    monkeypatch.setattr(campaign, "measure_references", lambda *a, **k: {"bicubic": {"psnr_y": 33.7, "ssim_y": 0.93}})
-    monkeypatch.setattr(campaign, "read_checkpoint", lambda p: ({}, {"swinir.iterations": "1"}))
-    monkeypatch.setattr(campaign, "write_docs", lambda ws: None)
-    monkeypatch.setattr(campaign, "new_entry", lambda b, p: {"name": b.name, "training": {"iterations": 1}})
+    monkeypatch.setattr(measuring, "model_method", fake_method)
+    monkeypatch.setattr(measuring, "mean_metrics", fake_mean)
+    monkeypatch.setattr(measuring, "measure_references",
+                        lambda *a, **k: {"bicubic": {"psnr_y": 33.7, "ssim_y": 0.93}})
+    monkeypatch.setattr(store, "read_checkpoint", lambda p: ({}, {"swinir.iterations": "1"}))
+    monkeypatch.setattr(shipping, "write_docs", lambda ws: None)
+    monkeypatch.setattr(store, "new_entry", lambda b, p: BundledModel(b.name, b.task, b.scale, f"{b.name}.safetensors",
+                                                                      "", training={"iterations": 1}))
     shipped = tmp_path / "shipped.safetensors"
     shipped.write_bytes(b"shipped")
-    monkeypatch.setattr(campaign.Workspace, "shipped", lambda self, b: shipped)
+    monkeypatch.setattr(bundles.Workspace, "shipped", lambda self, b: shipped)
     candidate = tmp_path / "candidate.safetensors"
     candidate.write_bytes(b"candidate")
 
-    decision = campaign.consider(x2, candidate, ws, full_table=False)
+    decision = shipping.consider(x2, candidate, ws, full_table=False)
 
     assert set(measured) == {"fp32"}
     assert not decision.shipped
     assert shipped.read_bytes() == b"shipped"
     bf16 = {"Set5 x2": {"psnr_y": 37.002}, "Set14 x2": {"psnr_y": 32.72}}
-    assert campaign.ships(bf16, {"Set5 x2": {"psnr_y": 37.01}, "Set14 x2": {"psnr_y": 32.65}}, x2)  # bf16 would
+    assert policy.ships(bf16, {"Set5 x2": {"psnr_y": 37.01}, "Set14 x2": {"psnr_y": 32.65}}, x2)  # bf16 would
 
 
 def test_gap_orders_models_by_their_shortfall() -> None:
-    x2, x4 = _x2_with_targets(37.0, 32.6), campaign.bundle_named("swinir-s-sr-x4")
+    x2, x4 = _x2_with_targets(37.0, 32.6), bundles.bundle_named("swinir-s-sr-x4")
     values = {"Set5 x2": {"psnr_y": 36.0}, "Set14 x2": {"psnr_y": 32.5}}
-    assert campaign.gap(values, x2) == pytest.approx(1.0)  # Set5's 37.0 target is the furthest
-    assert campaign.gap({}, x4) == float("inf")  # not measured: first in line
-    assert campaign.score(values, x2) == pytest.approx(34.25)
+    assert policy.gap(values, x2) == pytest.approx(1.0)  # Set5's 37.0 target is the furthest
+    assert policy.gap({}, x4) == float("inf")  # not measured: first in line
+    assert policy.score(values, x2) == pytest.approx(34.25)
 
 
 def test_the_photo_model_starts_from_the_shipped_bicubic_x4_weights(tmp_path: Path) -> None:
-    photo = campaign.bundle_named("swinir-s-photo-x4")
-    x4 = campaign.bundle_named("swinir-s-sr-x4")
-    ws = campaign.Workspace(weights_dir=tmp_path, report=tmp_path / "cards.md", readme=None, datasets=tmp_path)
+    photo = bundles.bundle_named("swinir-s-photo-x4")
+    x4 = bundles.bundle_named("swinir-s-sr-x4")
+    ws = bundles.Workspace(weights_dir=tmp_path, report=tmp_path / "cards.md", readme=None, datasets=tmp_path)
     assert ws.start_weights(photo) == ws.shipped(x4)  # nothing of its own yet: a fine-tune of the x4 model
     ws.shipped(photo).write_bytes(b"x")
     assert ws.start_weights(photo) == ws.shipped(photo)  # later runs continue its own file
@@ -206,8 +201,8 @@ def test_the_photo_model_starts_from_the_shipped_bicubic_x4_weights(tmp_path: Pa
 
 
 def test_variants_parse_into_overrides() -> None:
-    assert campaign.parse_variant("hi=train.lr=8e-4;train.warmup=200") == ("hi", ["train.lr=8e-4", "train.warmup=200"])
-    assert campaign.parse_variant("recipe=") == ("recipe", [])
+    assert compare.parse_variant("hi=train.lr=8e-4;train.warmup=200") == ("hi", ["train.lr=8e-4", "train.warmup=200"])
+    assert compare.parse_variant("recipe=") == ("recipe", [])
 
 
 def test_held_out_rows_use_images_the_model_never_saw() -> None:
@@ -215,7 +210,7 @@ def test_held_out_rows_use_images_the_model_never_saw() -> None:
     folder and outside the target rows; the held-out rows never count in the score that decides shipping."""
     from swinir.training.config import load_config
 
-    for b in campaign.BUNDLES:
+    for b in bundles.BUNDLES:
         held = [r for r in b.rows if r.held_out]
         assert held, b.name
         config = load_config(recipe=b.recipe)
@@ -226,35 +221,35 @@ def test_held_out_rows_use_images_the_model_never_saw() -> None:
             assert r.target is None and r not in b.target_rows
         values = {r.label: {r.keys[0]: 30.0} for r in b.target_rows}
         with_held = {**values, **{r.label: {r.keys[0]: 99.0} for r in held}}
-        assert campaign.score(with_held, b) == campaign.score(values, b) == pytest.approx(30.0)
+        assert policy.score(with_held, b) == policy.score(values, b) == pytest.approx(30.0)
 
 
 def test_campaign_curves_are_distances_to_each_target_in_iteration_order() -> None:
     x2 = _x2_with_targets(37.0, 32.6)
-    entry = {"ledger": [{"iterations": 300, "values": {"Set5 x2": 36.5, "Set14 x2": 32.0}},
-                        {"iterations": 100, "values": {"Set5 x2": 36.0, "Set14 x2": 31.5}}]}
-    curves = campaign.campaign_curves(entry, x2)
+    entry = _entry(x2, ledger=[{"iterations": 300, "values": {"Set5 x2": 36.5, "Set14 x2": 32.0}},
+                               {"iterations": 100, "values": {"Set5 x2": 36.0, "Set14 x2": 31.5}}])
+    curves = cards.campaign_curves(entry, x2)
     assert curves == {"Set5 x2 (target 37)": [(100.0, pytest.approx(-1.0)), (300.0, pytest.approx(-0.5))],
                       "Set14 x2 (target 32.6)": [(100.0, pytest.approx(-1.1)), (300.0, pytest.approx(-0.6))]}
 
 
 def test_the_card_shows_the_campaign_curve_and_complete_measures_only_missing_rows(tmp_path: Path, workspace) -> None:
     ws, bundle = workspace
-    held = campaign.Row("Tiny sigma 10", EvalSettings(task="color_dn", sigma=10), "Tiny", None, ("psnr", "ssim"),
+    held = bundles.Row("Tiny sigma 10", EvalSettings(task="color_dn", sigma=10), "Tiny", None, ("psnr", "ssim"),
                         held_out=True)
-    bundle = campaign.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, held),
+    bundle = bundles.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, held),
                              "identity")
-    ws = campaign.Workspace(weights_dir=ws.weights_dir, report=ws.report, readme=None, datasets=ws.datasets,
+    ws = bundles.Workspace(weights_dir=ws.weights_dir, report=ws.report, readme=None, datasets=ws.datasets,
                             bundles=(bundle,))
     trained = _tiny_denoiser(tmp_path)
     _variant(trained, ws.shipped(bundle), perturb=0.5, iterations=100)
-    campaign.consider(bundle, _variant(trained, tmp_path / "zero.safetensors", perturb=0.0, iterations=160), ws,
+    shipping.consider(bundle, _variant(trained, tmp_path / "zero.safetensors", perturb=0.0, iterations=160), ws,
                       full_table=False)
     quality = json.loads(ws.manifest.read_text())["models"][0]["quality"]
     assert list(quality) == ["Tiny sigma 25"]  # the held-out row is left for later
     before = quality["Tiny sigma 25"]
 
-    campaign.complete_tables([bundle], ws)
+    shipping.complete_tables([bundle], ws)
 
     quality = json.loads(ws.manifest.read_text())["models"][0]["quality"]
     assert list(quality) == ["Tiny sigma 25", "Tiny sigma 10"] and quality["Tiny sigma 25"] == before
@@ -269,14 +264,14 @@ def test_the_card_shows_the_campaign_curve_and_complete_measures_only_missing_ro
 
 def test_the_readme_table_gives_each_shown_row_its_own_target_column_entry(workspace) -> None:
     ws, bundle = workspace
-    reported = campaign.Row("Tiny sigma 50", EvalSettings(task="color_dn", sigma=50), "Tiny", None, ("psnr",))
-    bundle = campaign.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, reported),
+    reported = bundles.Row("Tiny sigma 50", EvalSettings(task="color_dn", sigma=50), "Tiny", None, ("psnr",))
+    bundle = bundles.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, reported),
                              "identity")
-    ws = campaign.Workspace(weights_dir=ws.weights_dir, report=ws.report, readme=None, datasets=ws.datasets,
+    ws = bundles.Workspace(weights_dir=ws.weights_dir, report=ws.report, readme=None, datasets=ws.datasets,
                             bundles=(bundle,))
     quality = {"Tiny sigma 25": {"model": {"psnr": 61.0}, "identity": {"psnr": 20.0}},
                "Tiny sigma 50": {"model": {"psnr": 55.0}, "identity": {"psnr": 14.0}}}
-    table = campaign.readme_table({bundle.name: {"quality": quality, "training": {"iterations": 1200}}}, ws)
+    table = cards.readme_table({bundle.name: _entry(bundle, quality=quality, training={"iterations": 1200})}, ws)
     row = table.splitlines()[2].split(" | ")
     # measured, baseline, target, paper: two entries each, in the same order (the second row has no target)
     assert row[4:] == ["Tiny sigma 25 61.00, Tiny sigma 50 55.00", "identity 20.00, 14.00", "60, -", "-, - |"]
@@ -288,8 +283,8 @@ def test_validation_at_the_last_iteration_every_variant_reached() -> None:
 
     curves = {"a": rows([(100, 30.0), (150, None), (200, 30.2), (300, 30.3)]),
               "b": rows([(100, 29.9), (200, 30.1), (250, 30.4)])}
-    assert campaign.validation_at_common_iteration(curves) == {"iteration": 200, "values": {"a": 30.2, "b": 30.1}}
-    assert campaign.validation_at_common_iteration({"a": rows([(100, 30.0)]), "b": rows([(200, 30.1)])}) is None
+    assert compare.validation_at_common_iteration(curves) == {"iteration": 200, "values": {"a": 30.2, "b": 30.1}}
+    assert compare.validation_at_common_iteration({"a": rows([(100, 30.0)]), "b": rows([(200, 30.1)])}) is None
 
 
 def _recipe_model_sets() -> list[str]:
@@ -301,12 +296,12 @@ def _recipe_model_sets() -> list[str]:
 def test_the_gpu_data_holds_exactly_the_recipes_training_folders(tmp_path: Path, workspace) -> None:
     ws, _ = workspace
     wanted = ["train/BSD200", "train/BSDS500_test200", "train/T91"]  # bundled_color_dn's data.train
-    assert campaign.training_folders(ws.bundles) == wanted
+    assert gpu.training_folders(ws.bundles) == wanted
     with pytest.raises(SwinIRError, match="train/BSD200: missing"):
-        campaign.prepare_gpu_data(ws, tmp_path / "gpu_data")
+        gpu.prepare_gpu_data(ws, tmp_path / "gpu_data")
     for i, folder in enumerate(wanted):
         synthetic_images(ws.datasets / folder, count=1, size=16, seed=i)
-    size = campaign.prepare_gpu_data(ws, tmp_path / "gpu_data")
+    size = gpu.prepare_gpu_data(ws, tmp_path / "gpu_data")
     copied = sorted(p.relative_to(tmp_path / "gpu_data").as_posix() for p in (tmp_path / "gpu_data").rglob("*.png"))
     assert copied == [f"{folder}/img00.png" for folder in wanted]
     assert size == sum((ws.datasets / name).stat().st_size for name in copied)
@@ -323,11 +318,11 @@ def test_a_gpu_call_continues_each_model_and_brings_back_weights_measured_here(t
     first = load_config(recipe=bundle.recipe, overrides=[*small, f"data.root={tmp_path / 'gpu_data'}",
                                                          "data.batch_size=2", "train.iterations=2"])
     assert train(first, tmp_path / "first") == 0
-    campaign.ship(bundle, export_weights(tmp_path / "first", tmp_path / "first.safetensors", "last"), ws)
+    shipping.ship(bundle, export_weights(tmp_path / "first", tmp_path / "first.safetensors", "last"), ws)
     args = argparse.Namespace(data=tmp_path / "gpu_data", out=tmp_path / "out", minutes=10.0, batch=3, workers=0,
                               threads=1, device="cpu", runs=tmp_path / "gpu_runs", set=[*small, "train.iterations=5"])
 
-    assert campaign.run_gpu(args, ws) == 0
+    assert gpu.run_gpu(args, ws) == 0
 
     _, meta = read_checkpoint(tmp_path / "out" / "tiny-denoise.safetensors")
     history = json.loads(meta["swinir.history"])
@@ -339,7 +334,7 @@ def test_a_gpu_call_continues_each_model_and_brings_back_weights_measured_here(t
         "start": 2, "exit": 0, "end": 5}
     assert "--device cpu" in (tmp_path / "out" / "gpu_train.log").read_text()
 
-    assert campaign.consider_gpu_results(tmp_path / "out", ws) == 0
+    assert gpu.consider_gpu_results(tmp_path / "out", ws) == 0
     ledger = json.loads(ws.manifest.read_text())["models"][0]["ledger"]
     assert ledger[-1]["iterations"] == 5 and ledger[-1]["note"].startswith("GPU segment (cpu, batch 3")
 
@@ -355,16 +350,16 @@ def test_a_from_scratch_comparison_trains_each_width_from_random_weights_and_shi
              "val.folder=null", "log.plot=false", "train.iterations=3"]
     first = load_config(recipe=bundle.recipe, overrides=[*small, f"data.root={ws.datasets}"])
     assert train(first, tmp_path / "first") == 0
-    campaign.ship(bundle, export_weights(tmp_path / "first", tmp_path / "first.safetensors", "last"), ws)
+    shipping.ship(bundle, export_weights(tmp_path / "first", tmp_path / "first.safetensors", "last"), ws)
     before = ws.shipped(bundle).read_bytes()
     # the scorer runs in a child with the real workspace; here it measures in process with the test's
-    monkeypatch.setattr(campaign, "score_in_process", lambda b, weights, *a: campaign.measure_rows(
+    monkeypatch.setattr(compare, "score_in_process", lambda b, weights, *a: measuring.measure_rows(
         weights, b, b.target_rows, ws))
     args = argparse.Namespace(name=bundle.name, minutes=10.0, parallel=1, val_every=100, runs=tmp_path / "runs",
                               note="", from_scratch=True,
                               variant=[f"narrow={';'.join(small)}", f"wide={';'.join(small)};model.embed_dim=24"])
 
-    assert campaign.run_compare(args, ws) == 0
+    assert compare.run_compare(args, ws) == 0
 
     record = json.loads(ws.manifest.read_text())["models"][0]["comparisons"][-1]
     assert record["from_scratch"] is True and record["start_iterations"] == 0
@@ -376,19 +371,77 @@ def test_a_from_scratch_comparison_trains_each_width_from_random_weights_and_shi
 
 
 def test_training_order_leaves_models_at_target_out_unless_asked() -> None:
-    x2, x4 = campaign.bundle_named("swinir-s-sr-x2"), campaign.bundle_named("swinir-s-sr-x4")
-    dn, car = campaign.bundle_named("swinir-c-denoise"), campaign.bundle_named("swinir-c-jpeg")
+    x2, x4 = bundles.bundle_named("swinir-s-sr-x2"), bundles.bundle_named("swinir-s-sr-x4")
+    dn, car = bundles.bundle_named("swinir-c-denoise"), bundles.bundle_named("swinir-c-jpeg")
 
-    def entry(bundle, **offsets: float) -> dict:  # each target row at its target plus an offset (dB)
-        return {"quality": {r.label: {"model": {r.keys[0]: r.target + offsets[r.label.split(" ")[0]]}}
-                            for r in bundle.target_rows}}
+    def entry(bundle, **offsets: float) -> BundledModel:  # each target row at its target plus an offset (dB)
+        return _entry(bundle, quality={r.label: {"model": {r.keys[0]: r.target + offsets[r.label.split(" ")[0]]}}
+                                       for r in bundle.target_rows})
 
     entries = {  # x2: 0.2 dB above both targets; x4: 0.05 above; denoise 0.3 short (Kodak24); JPEG 0.1 short
         x2.name: entry(x2, Set5=0.2, Set14=0.2), x4.name: entry(x4, Set5=0.05, Set14=0.05),
         dn.name: entry(dn, McMaster=0.1, Kodak24=-0.3), car.name: entry(car, LIVE1=-0.1),
     }
-    bundles = [x2, x4, dn, car]
-    assert [b.name for b in campaign.training_order(bundles, entries)] == [dn.name, car.name]
-    assert [b.name for b in campaign.training_order(bundles, entries, past_targets=True)] == [
+    models = [x2, x4, dn, car]
+    assert [b.name for b in policy.training_order(models, entries)] == [dn.name, car.name]
+    assert [b.name for b in policy.training_order(models, entries, past_targets=True)] == [
         dn.name, car.name, x4.name, x2.name]
-    assert set(campaign.training_order(bundles, {})) == set(bundles)  # nothing measured: every model is due
+    assert set(policy.training_order(models, {})) == set(models)  # nothing measured: every model is due
+
+
+def test_the_quality_block_keeps_the_bundles_rows_in_order_and_drops_other_weights_rows() -> None:
+    x2 = _x2_with_targets(37.0, 32.6)  # rows: Set5 x2, Set14 x2, Kodak24 x2
+    old = _entry(x2, quality={"Kodak24 x2": {"model": {"psnr_y": 1.0}}, "Urban100 x2": {"model": {"psnr_y": 2.0}},
+                              "Set14 x2": {"model": {"psnr_y": 3.0}}}, quality_measured="2026-01-01, swinir eval, fp32")
+    measured = {"Set5 x2": {"model": {"psnr_y": 4.0}}, "Set14 x2": {"model": {"psnr_y": 5.0}}}
+
+    merged = store.with_quality(old, x2, measured, stamp=False)
+    assert list(merged.quality) == ["Set5 x2", "Set14 x2", "Kodak24 x2"]  # the table's order; Urban100 gone
+    assert [q["model"]["psnr_y"] for q in merged.quality.values()] == [4.0, 5.0, 1.0]
+    assert merged.quality_measured == "2026-01-01, swinir eval, fp32"
+    fresh = store.with_quality(old, x2, measured, new_weights=True)
+    assert list(fresh.quality) == ["Set5 x2", "Set14 x2"]  # rows of the old weights do not describe new ones
+    assert fresh.quality_measured == f"{datetime.date.today().isoformat()}, swinir eval, fp32"
+    assert old.quality["Set14 x2"]["model"]["psnr_y"] == 3.0  # the entry itself is not changed
+
+
+def test_the_campaign_writes_the_manifest_that_swinir_reads(tmp_path: Path, monkeypatch) -> None:
+    """One entry type for both sides: what the store writes is the hand-written JSON below, ``swinir models``
+    reads it back field for field, and a key a newer campaign wrote is dropped with a warning by both."""
+    import swinir.bundled as bundled
+
+    x2 = _x2_with_targets(37.0, 32.6)
+    ws = bundles.Workspace(weights_dir=tmp_path, report=None, readme=None, datasets=tmp_path, bundles=(x2,))
+    (tmp_path / "swinir-s-sr-x2.safetensors").write_bytes(b"")
+    with store.locked_entries(ws) as entries:
+        entries[x2.name] = _entry(x2, training={"iterations": 7})
+    assert ws.manifest.read_text() == (
+        '{\n  "models": [\n    {\n      "name": "swinir-s-sr-x2",\n      "task": "sr",\n      "scale": 2,\n'
+        '      "file": "swinir-s-sr-x2.safetensors",\n      "description": "",\n      "training": {\n'
+        '        "iterations": 7\n      },\n      "quality": {},\n      "quality_measured": "",\n'
+        '      "ledger": [],\n      "comparisons": []\n    }\n  ]\n}\n')
+    monkeypatch.setattr(bundled, "weights_dir", lambda: tmp_path)
+    assert bundled.bundled_models() == [_entry(x2, training={"iterations": 7})]
+
+    newer = json.loads(ws.manifest.read_text())
+    newer["models"][0]["future_key"] = 1
+    ws.manifest.write_text(json.dumps(newer))
+    with pytest.warns(UserWarning, match="future_key"):
+        assert [m.label for m in bundled.bundled_models()] == ["sr x2"]
+    with pytest.warns(UserWarning, match="future_key"), store.locked_entries(ws) as entries:
+        assert entries[x2.name].training == {"iterations": 7}
+    assert "future_key" not in ws.manifest.read_text()
+
+
+def test_the_old_script_path_runs_the_package_from_any_folder(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "campaign.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: python -m tools.campaign") and "gpu-consider" in out.stdout
+    bad = subprocess.run([sys.executable, str(script), "consider", "no-such-model", "x.safetensors"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and bad.stderr.startswith("campaign: error: unknown bundled model 'no-such-model'")

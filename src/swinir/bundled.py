@@ -3,6 +3,11 @@
 ``weights/models.json`` lists them: file, task, scale, architecture summary, training data and recipe,
 iterations, CPU hours and the quality measured with ``swinir eval``. The weights are safetensors files
 with their config in the metadata, loaded like any other checkpoint.
+
+:class:`BundledModel` is the manifest's one entry type: the campaign that trains the models
+(``tools/campaign``) writes the manifest through it (:func:`write_manifest`) and every reader here reads it
+through it (:func:`read_manifest`), so the two cannot drift apart. A key this version does not know (written
+by a newer campaign) is dropped with a warning, never a crash of ``swinir restore``.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .errors import SwinIRError
+from .fileio import write_bytes_atomic
 from .tasks import DEFAULT_FAMILY, FAMILIES, family_label, family_of, upsamples
 
 DEFAULT_SCALE = 4  # the scale of the default (photo) model, and of sr when no --scale is given
@@ -57,31 +64,47 @@ class BundledModel:
     def path(self) -> Path:
         return weights_dir() / self.file
 
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any]) -> BundledModel:
+        """A manifest entry as a record; keys this version does not know (a newer campaign's) are dropped with
+        a warning, never a crash of ``swinir restore``."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            warnings.warn(f"{MANIFEST}: {entry.get('name', '?')} has keys this swinir does not know "
+                          f"({', '.join(unknown)}); ignored", stacklevel=3)
+        return cls(**{k: v for k, v in entry.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest entry: every field, in the order declared above."""
+        return asdict(self)
+
+
+MANIFEST = "weights/models.json"  # under the package; named so in warnings
+
 
 def weights_dir() -> Path:
     return Path(str(resources.files("swinir") / "weights"))
 
 
-def _model_of(entry: dict[str, Any]) -> BundledModel:
-    """A manifest entry as a record; keys this version does not know (a newer campaign's) are dropped with a
-    warning, never a crash of ``swinir restore``."""
-    known = {f.name for f in fields(BundledModel)}
-    unknown = sorted(set(entry) - known)
-    if unknown:
-        warnings.warn(f"weights/models.json: {entry.get('name', '?')} has keys this swinir does not know "
-                      f"({', '.join(unknown)}); ignored", stacklevel=3)
-    return BundledModel(**{k: v for k, v in entry.items() if k in known})
+def read_manifest(path: Path) -> list[BundledModel]:
+    """The entries of a manifest file (``{"models": [entry, ...]}``) in their order; none when it is absent."""
+    if not path.is_file():
+        return []
+    return [BundledModel.from_dict(entry) for entry in json.loads(path.read_text())["models"]]
+
+
+def write_manifest(path: Path, models: Iterable[BundledModel]) -> None:
+    """Write a manifest file (two-space JSON, one trailing newline) atomically: the only writer of its format."""
+    text = json.dumps({"models": [m.to_dict() for m in models]}, indent=2) + "\n"
+    write_bytes_atomic(path, text.encode())
 
 
 def bundled_models() -> list[BundledModel]:
     """Every model listed in the manifest whose weights file is present, in the order of the task families
     and, within one, the default scale first (the web page and the server serve the first when no task or
     scale is named, as :func:`bundled_model` picks for restore)."""
-    manifest = weights_dir() / "models.json"
-    if not manifest.is_file():
-        return []
-    entries = json.loads(manifest.read_text())["models"]
-    models = [_model_of(entry) for entry in entries]
+    models = read_manifest(weights_dir() / "models.json")
     present = [m for m in models if m.path.is_file()]
     # the default family (photo) first, and in a family the default scale first: the web page and the API then
     # pick, with no task or scale named, the model swinir restore picks

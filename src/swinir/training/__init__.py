@@ -27,6 +27,8 @@ The pieces, each usable alone:
 
 from .config import RunConfig, load_config, parse_config, recipe_names
 from .loop import Trainer, train
-from .state import export_weights
+from .monitor import plot_curves
+from .state import check_resumable, export_weights, run_progress
 
-__all__ = ["RunConfig", "Trainer", "export_weights", "load_config", "parse_config", "recipe_names", "train"]
+__all__ = ["RunConfig", "Trainer", "check_resumable", "export_weights", "load_config", "parse_config", "plot_curves",
+           "recipe_names", "run_progress", "train"]

@@ -386,6 +386,16 @@ def run_config(state: Mapping[str, Any]) -> RunConfig:
     return parse_config(state["config"])
 
 
+def run_progress(run_dir: str | Path) -> tuple[RunConfig, Progress] | None:
+    """Where a run stands, for tools that decide whether to resume it (the bundled models' campaign): the config
+    and :class:`Progress` (iteration, lineage history, segment start) of its newest readable checkpoint; None
+    when it has no checkpoint yet."""
+    if not list_checkpoints(Path(run_dir)):
+        return None
+    _, state = latest_checkpoint(Path(run_dir))
+    return run_config(state), Progress.from_dict(state.get("progress", {}), int(state["iteration"]))
+
+
 # --------------------------------------------------------------------------------------------------
 # Resume: which config changes a checkpoint accepts
 # --------------------------------------------------------------------------------------------------
