@@ -334,7 +334,7 @@ def test_gan_stage_losses_are_finite_and_reach_generator_and_discriminator(data_
     torch.save(VGG19Features(["conv5_4"]).state_dict(), vgg)  # torchvision's layout: features.N.weight
     raw = tiny_raw(data_root, task={"name": "real_sr", "scale": 2},
                    model={"upsampler": "nearest+conv"}, data={"patch_size": 16, "batch_size": 2},
-                   train={"stage": "gan", "perceptual_weights": str(vgg), "d_channels": 8, "iterations": 2},
+                   train={"stage": "gan", "iterations": 2}, gan={"perceptual_weights": str(vgg), "d_channels": 8},
                    checkpoint={"every": 0})
     trainer = Trainer(parse_config(raw), tmp_path / "gan")
     before_g = [p.detach().clone() for p in trainer.model.parameters()]

@@ -8,8 +8,7 @@ import pytest
 
 from swinir import PRESETS, SwinIRError
 from swinir.tasks import TASKS
-from swinir.training.config import apply_overrides, load_config, parse_config, recipe_names
-from swinir.training.tasks import TASK_BEHAVIOURS
+from swinir.training.config import RunConfig, apply_overrides, load_config, parse_config, recipe_names
 from test_training import tiny_raw, write_yaml
 
 
@@ -134,6 +133,40 @@ def test_base_may_be_a_recipe_or_a_file_and_cycles_are_refused(tmp_path: Path) -
         load_config(recipe="nope")
 
 
+OLD_GAN_CONFIG = """\
+base: cpu_real_sr_x4
+train:
+  stage: gan
+  iterations: 20000
+  lr: 1.0e-4
+  milestones: []
+  d_lr: 2.0e-4
+  d_channels: 32
+  gan_loss: hinge
+  perceptual_weights: vgg19.pth
+  perceptual_layers: {conv5_4: 1.0}
+"""
+
+
+def test_configs_with_the_gan_settings_in_train_still_load(tmp_path: Path) -> None:
+    """Before the GAN stage had its section, its settings were train's: such files load as they did."""
+    path = tmp_path / "old_gan.yaml"
+    path.write_text(OLD_GAN_CONFIG)
+    old = load_config(path)
+    assert (old.gan.d_lr, old.gan.d_channels, old.gan.gan_loss, old.gan.perceptual_weights) == (
+        2e-4, 32, "hinge", "vgg19.pth")
+    assert old.gan.perceptual_layers == {"conv5_4": 1.0} and old.gan.gan_weight == 0.1  # the rest: defaults
+    new = load_config(recipe="cpu_real_sr_x4_gan", overrides=[
+        "gan.d_lr=2e-4", "gan.gan_loss=hinge", "gan.perceptual_weights=vgg19.pth",
+        "gan.perceptual_layers={conv5_4: 1}"])
+    assert old == new and "d_lr" not in old.to_dict()["train"]
+    assert load_config(path, overrides=["gan.d_lr=3e-4"]).gan.d_lr == 3e-4  # overrides land on the new section
+    with pytest.raises(SwinIRError, match=r"unknown key 'd_lr' in train \(did you mean gan\.d_lr\?\)"):
+        load_config(path, overrides=["train.d_lr=3e-4"])
+    with pytest.raises(SwinIRError, match=r"train\.d_lr is gan\.d_lr now, and both are given"):
+        parse_config(tiny_raw(tmp_path, train={"d_lr": 1e-4}, gan={"d_lr": 2e-4}))
+
+
 def test_learning_rate_halves_at_50_80_90_95_percent(tmp_path: Path) -> None:
     config = parse_config(tiny_raw(tmp_path, train={"iterations": 1000, "lr": 2e-4}))
     assert config.milestone_iterations == (500, 800, 900, 950)
@@ -141,18 +174,55 @@ def test_learning_rate_halves_at_50_80_90_95_percent(tmp_path: Path) -> None:
         2e-4, 2e-4, 1e-4, 1e-4, 5e-5, 2.5e-5, 1.25e-5, 1.25e-5]
 
 
-def test_every_task_of_the_table_can_be_trained() -> None:
-    """Each task in swinir.tasks has a degradation sampler and is a name the training config accepts."""
-    import typing
+# What training does with each task, written out by hand: the degradation, the images' channels, the scale.
+TRAINING_EXPECTATIONS = {
+    "classical_sr": ("bicubic", 3, 2), "lightweight_sr": ("bicubic", 3, 2), "real_sr": ("real", 3, 2),
+    "photo_sr": ("photo", 3, 4), "gray_dn": ("noise", 1, 1), "color_dn": ("noise", 3, 1),
+    "gray_car": ("jpeg", 1, 1), "color_car": ("jpeg", 3, 1),
+}
 
-    from swinir.training.config import TaskConfig
-    from swinir.training.tasks import DEGRADATIONS
 
-    accepted = set(typing.get_args(typing.get_type_hints(TaskConfig)["name"]))
-    for name, spec in TASKS.items():
-        assert spec.degradation in DEGRADATIONS, name
-        assert name in accepted, name
-    assert set(TASK_BEHAVIOURS) == set(TASKS) == accepted
+def _task_config(tmp_path: Path, name: str) -> RunConfig:
+    _, channels, scale = TRAINING_EXPECTATIONS[name]
+    upsampler = {1: "", 2: "pixelshuffledirect", 4: "pixelshuffledirect"}[scale]
+    return parse_config(tiny_raw(tmp_path, task={"name": name, "scale": scale, "sigma": [25, 25], "quality": [10, 10]},
+                                 model={"in_chans": channels, "upscale": scale, "upsampler": upsampler}))
+
+
+@pytest.mark.parametrize("name", sorted(TRAINING_EXPECTATIONS))
+def test_every_task_trains_with_its_own_degradation(tmp_path: Path, name: str) -> None:
+    """Each task's training input from a flat 32x32 patch of value 100: its size, channels and degradation."""
+    import cv2
+    import numpy as np
+
+    from swinir.training.tasks import task_behaviour
+
+    kind, channels, scale = TRAINING_EXPECTATIONS[name]
+    config = _task_config(tmp_path, name)
+    assert config.task.name == name
+    hr = np.full((32, 32, 3) if channels == 3 else (32, 32), 100, np.uint8)
+    level = task_behaviour(name).draw_level(config.task, np.random.default_rng(0))
+    lq = task_behaviour(name).degrade(hr, np.random.default_rng(0), config.task, None)
+    assert lq.dtype == np.float32 and lq.shape == (32 // scale, 32 // scale, *hr.shape[2:])
+    if kind == "bicubic":  # MATLAB bicubic of a flat image is the same flat image
+        assert np.array_equal(lq, np.full_like(lq, np.float32(100 / 255))) and level is None
+    elif kind == "noise":  # N(0, 25/255) around the patch, neither clipped nor rounded
+        assert level == 25.0 and abs(float(lq.mean()) - 100 / 255) < 0.01
+        assert abs(float(lq.std()) - 25 / 255) < 0.01
+    elif kind == "jpeg":  # OpenCV's JPEG at quality 10, decoded
+        assert level == 10
+        ok, buf = cv2.imencode(".jpg", hr, [int(cv2.IMWRITE_JPEG_QUALITY), 10])
+        decoded = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+        assert ok and np.array_equal(lq, decoded.astype(np.float32) / 255)
+    else:  # real-world pipelines: random blur, noise and JPEG, so the flat patch does not stay flat
+        assert level == (10 if kind == "photo" else None) and float(lq.std()) > 0
+
+
+def test_task_names_are_the_task_tables(tmp_path: Path) -> None:
+    """Every name of swinir.tasks' table is a task a config accepts; any other is refused, naming them."""
+    assert set(TASKS) == set(TRAINING_EXPECTATIONS)  # a new task needs its expectation above
+    with pytest.raises(SwinIRError, match=r"task\.name: 'gray_sr' is not one of classical_sr, lightweight_sr, "):
+        parse_config(tiny_raw(tmp_path, task={"name": "gray_sr"}))
 
 
 def test_train_precision_is_the_package_precision_type() -> None:

@@ -27,14 +27,24 @@ PROGRESS_KEYS = {"elapsed", "world_size", "best_psnr", "best_iteration", "last_p
                  "segment_elapsed", "cpu_seconds", "segment_cpu", "history", "device"}
 
 
+def config_before_the_gan_section(config: dict[str, Any]) -> dict[str, Any]:
+    """A run config as checkpoints held it before the GAN stage had a section: its settings in ``train``."""
+    gan = config["gan"]
+    moved = ("perceptual_weights", "perceptual_layers", "pixel_weight", "perceptual_weight", "gan_weight", "gan_loss",
+             "d_lr", "d_channels")
+    train = {**config["train"], **{key: gan[key] for key in moved}}
+    return {**{k: v for k, v in config.items() if k != "gan"}, "train": train}
+
+
 def format_1_checkpoint(src: dict[str, Any]) -> dict[str, Any]:
     """``src``'s content in the layout of CHECKPOINT_FORMAT 1, written out key by key as the trainer wrote it
-    before the split (``Trainer.state_dict``), a continued run's progress counters included."""
+    before the split (``Trainer.state_dict``), a continued run's progress counters included, and its config as
+    it was then (:func:`config_before_the_gan_section`)."""
     data, progress = src["data"], src["progress"]
     return {
         "format": 1,
         "iteration": int(src["iteration"]),
-        "config": src["config"],
+        "config": config_before_the_gan_section(src["config"]),
         "params": src["params"],
         "params_ema": src["params_ema"],
         "optimizer": src["optimizer"],
@@ -80,7 +90,8 @@ def test_a_format_1_checkpoint_of_a_continued_run_resumes_bitwise(data_root: Pat
     legacy = tmp_path / "legacy" / "checkpoints" / path.name
     legacy.parent.mkdir(parents=True)
     torch.save(format_1_checkpoint(written), legacy)
-    assert train(None, tmp_path / "legacy", resume=True) == 0
+    assert "d_lr" in load_checkpoint(legacy)["config"]["train"] and "gan" not in load_checkpoint(legacy)["config"]
+    assert train(None, tmp_path / "legacy", resume=True, overrides=["log.every=2"]) == 0  # a safe change passes
     a, b = final_state(tmp_path / "straight"), final_state(tmp_path / "legacy")
     for key in ("params", "params_ema", "optimizer", "rng"):
         assert_same_tensors(a[key], b[key], key)

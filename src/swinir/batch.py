@@ -39,9 +39,10 @@ from .fileio import stem_keeping_suffix
 from .pipeline import RestoreOptions, restore_image
 from .streaming import TiffOptions, restore_tiff
 from .video import VIDEO_SUFFIXES, EncodeOptions, check_encode_options, restore_video
+from .zarrs import is_zarr
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm",
-                            ".pnm"})
+                            ".pnm", ".zarr"})  # a .zarr is a folder: an input only when named itself
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 _LISTED_FAILURES = 10  # failed files named in the summary; the rest are counted
 
@@ -121,7 +122,7 @@ def collect_inputs(inputs: Sequence[Path], *, recursive: bool = False, exclude: 
     sources: list[_Source] = []
     skipped: list[Path] = []
     for item in inputs:
-        if item.is_dir():
+        if item.is_dir() and not is_zarr(item):
             found, below = _folder_media(item, recursive, exclude)
             if not found:
                 hint = f"; its sub-folders do ({', '.join(map(str, below[:3]))}): add --recursive" if below else ""
@@ -242,9 +243,9 @@ def restore_files(model: Any, jobs: Sequence[Job], options: RestoreOptions | Non
     """Restore ``jobs`` in order, each output written atomically; a failing file is reported and skipped.
 
     ``prefix`` starts every printed line (a process's rank under torchrun) and ``position`` places the
-    progress bars, so that several processes sharing a terminal do not draw over each other. TIFF inputs with
-    TIFF outputs go through :mod:`swinir.streaming` (stacks, 16-bit and float, larger than memory, metadata)
-    with the ``tiff`` options.
+    progress bars, so that several processes sharing a terminal do not draw over each other. TIFF (or Zarr)
+    inputs with TIFF (or Zarr) outputs go through :mod:`swinir.streaming` (stacks, 16-bit and float, larger than
+    memory, metadata) with the ``tiff`` options.
     """
     options, encode, tiff = options or RestoreOptions(), encode or EncodeOptions(), tiff or TiffOptions()
     report = Report(total=len(jobs), videos=sum(job.is_video for job in jobs))

@@ -52,6 +52,36 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     _fsync_folder(target.parent)
 
 
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """:func:`atomic_path` for outputs that are folders (a Zarr store): a hidden temporary folder beside
+    ``target`` becomes ``target`` when the block succeeds (an existing ``target`` is replaced only then); on
+    any error it is removed. OS errors become a one-line :class:`SwinIRError` naming the target."""
+    import shutil
+
+    target = Path(target)
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    old = target.with_name(f".{target.name}.{secrets.token_hex(8)}.old")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        yield temporary
+        if target.exists():
+            os.replace(target, old)  # a folder cannot be renamed over a full one: move it aside first
+        os.replace(temporary, target)
+    except OSError as err:
+        shutil.rmtree(temporary, ignore_errors=True)
+        if old.exists() and not target.exists():
+            os.replace(old, target)  # the previous output stays as it was
+        raise SwinIRError(
+            f"{target}: cannot write the folder ({_reason(err)}); check that the folder is writable and has space"
+        ) from err
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    _fsync_folder(target.parent)
+
+
 def write_bytes_atomic(target: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``target`` atomically (see :func:`atomic_path`)."""
     with atomic_path(target) as tmp, open(tmp, "wb") as file:

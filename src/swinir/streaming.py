@@ -25,7 +25,9 @@ images with alpha or a palette (:func:`swinir.tiffs.open_tiff` declines them), k
 4. **Writing.** Output rows are cut into 256 x 256 tiles and handed to ``tifffile`` as an iterator, so the
    file is written band by band as well: tiled, deflate-compressed, BigTIFF (ImageJ stacks stay classic TIFF
    below 4 GB, which ImageJ needs), through :func:`swinir.fileio.atomic_path`, so an interrupted or failed run
-   (disk full) leaves no output and the same command continues where the batch stopped.
+   (disk full) leaves no output and the same command continues where the batch stopped. A ``.zarr`` output
+   takes the same tiles, one chunk each (:mod:`swinir.zarrs`: OME-Zarr where the axes allow), and a ``.zarr``
+   input is read like a TIFF, band by band.
 """
 
 from __future__ import annotations
@@ -51,12 +53,13 @@ from .engine import (
     tile_weight,
 )
 from .errors import SwinIRError
-from .fileio import atomic_path
+from .fileio import atomic_folder, atomic_path
 from .images import match_channels
 from .levels import DEFAULT_PERCENTILES, Levels, from_unit, full_range, parse_normalize, percentile_range, to_unit
 from .pipeline import Progress, RestoreOptions
 from .precision import autocast, resolve_precision
 from .tiffs import OUTPUT_TILE, TiffSource, is_tiff, open_tiff, output_metadata, parse_pages, write_tiff
+from .zarrs import is_zarr, open_zarr, write_zarr
 
 __all__ = ["TiffOptions", "add_tiff_arguments", "restore_tiff", "stream_rows", "tiff_options"]
 
@@ -93,18 +96,29 @@ def tiff_options(args: Any, model_name: str) -> TiffOptions:
 
 def restore_tiff(model: Any, src: Path, dst: Path, options: RestoreOptions, tiff: TiffOptions, *,
                  progress: Progress | None = None, notify: Callable[[str], None] = print) -> bool:
-    """Restore the TIFF ``src`` into the TIFF ``dst`` (see the module docstring); False when ``src`` is a
-    single image for the ordinary path (nothing done then)."""
-    if not (is_tiff(src) and is_tiff(dst)):
+    """Restore the TIFF or Zarr ``src`` into the TIFF or Zarr ``dst`` (see the module docstring); False when
+    this is not such a job, or ``src`` is a single image for the ordinary path (nothing done then)."""
+    zarr_in, zarr_out = is_zarr(src), is_zarr(dst)
+    if not ((is_tiff(src) or zarr_in) and (is_tiff(dst) or zarr_out)):
+        if zarr_in or zarr_out:
+            raise SwinIRError(f"{src} -> {dst}: Zarr is read and written for TIFF or Zarr images only; write a "
+                              f"{'.tif' if zarr_in else '.png'} output instead")
         return False
-    with open_tiff(src) as source:
+    with open_zarr(src) if zarr_in else open_tiff(src) as source:
         if source is None:
+            if zarr_out:
+                raise SwinIRError(f"{src}: has alpha, a palette or an orientation, which Zarr output does not keep; "
+                                  "write a .tif or .png output instead")
             return False
         run = _Run.plan(model, source, options, tiff)
         for line in [*source.notes, *run.meta.notes, *run.notices()]:
             notify(line)
-        with atomic_path(dst) as tmp:
-            write_tiff(tmp, run.tiles(progress), run.meta)
+        if zarr_out:
+            with atomic_folder(dst) as tmp:
+                write_zarr(tmp, run.tiles(progress), run.meta)
+        else:
+            with atomic_path(dst) as tmp:
+                write_tiff(tmp, run.tiles(progress), run.meta)
         if run.clipped:
             total = int(np.prod(run.meta.shape))
             ranges = ", ".join(sorted({f"0..{levels.ceiling:g}" for levels in run.levels.values()}))

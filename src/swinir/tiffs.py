@@ -127,7 +127,7 @@ def _source(tif: tifffile.TiffFile, name: str) -> TiffSource | None:
     if dtype not in SUPPORTED:
         raise SwinIRError(f"{name}: {dtype} samples cannot be restored; convert the image to uint8, uint16 or float32")
     _check_codec(page, name)
-    axes, shape = _interpret_axes(series.axes, series.shape, name)
+    axes, shape = interpret_axes(series.axes, series.shape, name)
     array, chunk = _pixels(tif, series, shape)
     source = TiffSource(name, axes, shape, dtype, "ome" if tif.is_ome else "imagej" if tif.is_imagej else "plain",
                         page.bitspersample if page.bitspersample < 8 * dtype.itemsize else None, array, chunk)
@@ -156,7 +156,7 @@ def _check_codec(page: Any, name: str) -> None:
                           "with deflate, LZW or no compression (or update imagecodecs)")
 
 
-def _interpret_axes(axes: str, shape: tuple[int, ...], name: str) -> tuple[str, tuple[int, ...]]:
+def interpret_axes(axes: str, shape: tuple[int, ...], name: str) -> tuple[str, tuple[int, ...]]:
     """The series' axes with the samples (RGB) last: ``...YX`` or ``...YXS``; anything else is refused."""
     if axes.endswith("SYX") and shape[axes.index("S")] == 3:  # planar RGB: read as interleaved
         return axes[:-3] + "YXS", (*shape[:-3], shape[-2], shape[-1], 3)
@@ -255,6 +255,7 @@ class OutputMeta:
     dtype: np.dtype
     options: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    kind: str = "plain"  # the metadata written: "ome" (OME-XML), "imagej" or "plain"
 
 
 def output_metadata(source: TiffSource, scale: int, software: str, selected: list[int] | None) -> OutputMeta:
@@ -273,17 +274,20 @@ def output_metadata(source: TiffSource, scale: int, software: str, selected: lis
     if subset and source.kind != "plain":
         notes.append(f"{len(selected)} of {len(source.planes())} planes chosen: written as a plain page sequence, "
                      f"without the {'OME' if source.kind == 'ome' else 'ImageJ'} metadata")
+    kind = "plain"
     if source.kind == "ome" and not subset and source.ome_xml:
         xml = scaled_ome(source.ome_xml, scale, software, source.height * scale, source.width * scale)
         options |= {"description": xml, "metadata": None, "bigtiff": True}
+        kind = "ome"
     elif source.kind == "imagej" and not subset:
+        kind = "imagej"
         big = int(np.prod(shape)) * source.dtype.itemsize > 2**32 - 2**25  # ImageJ reads classic TIFF only
         options |= {"imagej": True, "metadata": imagej_metadata(source.imagej or {}, axes, software), "bigtiff": big}
     else:
         options |= {"metadata": {"axes": axes}, "bigtiff": True}
         if source.description and not source.description.lstrip().startswith("{"):
             options["description"] = source.description  # a microscope's own text; tifffile's JSON is rewritten
-    return OutputMeta(axes, shape, source.dtype, options, notes)
+    return OutputMeta(axes, shape, source.dtype, options, notes, kind)
 
 
 def imagej_metadata(metadata: dict[str, Any], axes: str, note: str) -> dict[str, Any]:

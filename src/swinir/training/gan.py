@@ -3,7 +3,7 @@
 The networks follow the published designs (Real-ESRGAN's U-Net discriminator with spectral normalisation; the
 VGG19 feature loss of ESRGAN/Real-ESRGAN, pre-activation features of conv1_2 ... conv5_4 with ImageNet
 normalisation) and are written here from those descriptions. The VGG19 weights are never downloaded: the user
-passes a file (``train.perceptual_weights``): torchvision's ``vgg19`` state dict (``features.N.weight`` keys, as
+passes a file (``gan.perceptual_weights``): torchvision's ``vgg19`` state dict (``features.N.weight`` keys, as
 .pth, read with ``weights_only=True``, or converted to safetensors) or a file with ``conv1_1.weight``-style keys.
 
 :class:`GanStage` is the stage (:mod:`.stages`): it builds its parts (discriminator, its Adam and GradScaler,
@@ -60,7 +60,7 @@ class VGG19Features(nn.Module):
         unknown = [name for name in layers if name not in self.names]
         if unknown:
             convs = [n for n in self.names if n.startswith("conv")]
-            raise SwinIRError(f"train.perceptual_layers: unknown VGG19 layer(s) {unknown}; use {', '.join(convs)}")
+            raise SwinIRError(f"gan.perceptual_layers: unknown VGG19 layer(s) {unknown}; use {', '.join(convs)}")
         self.wanted = list(layers)
         modules: list[nn.Module] = []
         channels = 3
@@ -118,7 +118,7 @@ def read_vgg19_state(path: str | os.PathLike) -> dict[str, Tensor]:
     """A tensor mapping from a safetensors file or a plain ``.pth`` state dict (``weights_only=True``)."""
     path = Path(path)
     if not path.is_file():
-        raise SwinIRError(f"train.perceptual_weights: {path} not found; give a VGG19 weights file (never downloaded)")
+        raise SwinIRError(f"gan.perceptual_weights: {path} not found; give a VGG19 weights file (never downloaded)")
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
@@ -197,17 +197,17 @@ class GanStage:
     columns: tuple[str, ...] = ("loss_pixel", "loss_perceptual", "loss_gan", "loss_d")
 
     def __init__(self, config: RunConfig, device: torch.device) -> None:
-        tr = config.train
-        self.discriminator = UNetDiscriminator(config.model.in_chans, tr.d_channels).to(device)
-        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=tr.d_lr, betas=tr.betas)
+        gan, tr = config.gan, config.train
+        self.discriminator = UNetDiscriminator(config.model.in_chans, gan.d_channels).to(device)
+        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=gan.d_lr, betas=tr.betas)
         self.scaler = torch.amp.GradScaler("cuda") if tr.precision == "fp16" else None
         self.perceptual: PerceptualLoss | None = None
-        if tr.perceptual_weight > 0:
-            if tr.perceptual_weights is None:
-                raise SwinIRError("the GAN stage needs train.perceptual_weights: a VGG19 weights file (torchvision's "
+        if gan.perceptual_weight > 0:
+            if gan.perceptual_weights is None:
+                raise SwinIRError("the GAN stage needs gan.perceptual_weights: a VGG19 weights file (torchvision's "
                                   "vgg19 state dict as .pth or safetensors); it is never downloaded")
-            self.perceptual = PerceptualLoss(tr.perceptual_layers,
-                                             config.resolve_path(tr.perceptual_weights)).to(device)
+            self.perceptual = PerceptualLoss(gan.perceptual_layers,
+                                             config.resolve_path(gan.perceptual_weights)).to(device)
 
     def make_step(self, state: TrainingState, wrap: Wrap, device: torch.device) -> GanStep:
         return GanStep(state, wrap(state.model), self, wrap(self.discriminator), device)
@@ -237,18 +237,18 @@ class GanStep(PixelStep):
         self.disc_net = disc_net
 
     def update(self, lq: Tensor, hr: Tensor, iteration: int) -> dict[str, float]:
-        tr, state, parts = self.config.train, self.state, self.parts
+        tr, gan, state, parts = self.config.train, self.config.gan, self.state, self.parts
         disc = parts.discriminator
         set_learning_rate(parts.optimizer,
-                          self.config.learning_rate(iteration, tr.d_lr, state.progress.segment_start))
+                          self.config.learning_rate(iteration, gan.d_lr, state.progress.segment_start))
         disc.requires_grad_(False)
         with self.autocast():
             out = self.net(lq)
             fake_logits = disc(out)
-            l_pix = tr.pixel_weight * self.pixel_loss(out, hr)
-            l_per = (tr.perceptual_weight * parts.perceptual(out, hr) if parts.perceptual is not None
+            l_pix = gan.pixel_weight * self.pixel_loss(out, hr)
+            l_per = (gan.perceptual_weight * parts.perceptual(out, hr) if parts.perceptual is not None
                      else out.new_zeros(()))
-            l_gan = tr.gan_weight * generator_adversarial_loss(fake_logits, tr.gan_loss)
+            l_gan = gan.gan_weight * generator_adversarial_loss(fake_logits, gan.gan_loss)
         loss = l_pix + l_per.float() + l_gan
         apply_gradients(loss, state.optimizer, state.scaler, state.model.parameters(), tr.grad_clip)
 
@@ -256,7 +256,7 @@ class GanStep(PixelStep):
         with self.autocast():
             logits = self.disc_net(torch.cat([hr, out.detach()]))
         real_logits, fake_logits = logits.chunk(2)
-        l_d = discriminator_loss(real_logits, fake_logits, tr.gan_loss)
+        l_d = discriminator_loss(real_logits, fake_logits, gan.gan_loss)
         apply_gradients(l_d, parts.optimizer, parts.scaler, disc.parameters(), tr.grad_clip)
         return {"loss": loss.item(), "loss_pixel": l_pix.item(), "loss_perceptual": float(l_per.item()),
                 "loss_gan": l_gan.item(), "loss_d": l_d.item()}

@@ -7,7 +7,7 @@ optimisers: the *parts*), makes the run's step, writes and reads its own checkpo
 columns its step reports beyond ``loss``. The loop (:mod:`.loop`) knows only this protocol.
 
 Adding a stage: a class with the members of :class:`Stage` (in a module of its own, beside :mod:`.gan`), one
-row in :data:`STAGES`, and, when it has settings, their section in the config schema (:mod:`.config`)
+row in :data:`STAGES`, and, when it has settings, their section in the config schema (:mod:`.config.schema`)
 with the name in ``train.stage``'s choices.
 """
 

@@ -151,5 +151,5 @@ TASK_BEHAVIOURS: dict[str, TaskBehaviour] = {name: TaskBehaviour(spec) for name,
 
 
 def task_behaviour(name: str) -> TaskBehaviour:
-    """The behaviour of a task (names are validated by the config's Literal type)."""
+    """The behaviour of a task (a config's task name is one of :data:`swinir.tasks.TASKS`, checked on load)."""
     return TASK_BEHAVIOURS[name]
