@@ -2,35 +2,84 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
-from swinir import PRESETS, SwinIR
+from conftest import SHARED, shared_path
+from swinir import PRESETS, ModelConfig, SwinIR
 from swinir.checkpoints import count_parameters, reference_state_dict
 from swinir.network import border_mask_patterns, relative_position_index, shift_attention_mask
 
-# Parameter counts of the reference models (REFERENCE_BASELINES.md / the issue), by preset.
-PUBLISHED = {
-    "classical_sr_x2": 11_752_487, "classical_sr_x3": 11_937_127, "classical_sr_x4": 11_900_199,
-    "classical_sr_x8": 12_047_911, "lightweight_sr_x2": 910_152, "lightweight_sr_x3": 918_267,
-    "lightweight_sr_x4": 929_628, "real_sr_x4_m": 11_715_559, "real_sr_x4_l": 28_013_059,
-    "gray_dn": 11_497_681, "color_dn": 11_504_163, "gray_car": 11_485_585, "color_car": 11_492_067,
-}
-# state_dict key counts of the reference models, derived buffers included.
+# The paper's parameter counts (arXiv 2108.10257, as ../shared/PAPER_RESULTS.md quotes them), typed from the paper:
+# SwinIR-S without its relative-position bias tables, in thousands; SwinIR-M x4 in millions.
+PAPER_SWINIR_S_THOUSANDS = {"lightweight_sr_x2": 878, "lightweight_sr_x3": 886, "lightweight_sr_x4": 897}
+PAPER_SWINIR_M_X4_MILLIONS = 11.9
+# The reference implementation's parameter counts of the official configs, in the order of the table in
+# ../shared/REFERENCE_BASELINES.md ("Parameter counts"), which the test reads them from.
+REFERENCE_TABLE_ORDER = ("classical_sr_x2", "classical_sr_x3", "classical_sr_x4", "classical_sr_x8",
+                         "lightweight_sr_x2", "lightweight_sr_x3", "lightweight_sr_x4", "real_sr_x4_m", "real_sr_x4_l",
+                         "gray_dn", "color_dn", "gray_car", "color_car")
+# state_dict key counts of the reference models, derived buffers included (REFERENCE_BASELINES.md).
 REFERENCE_KEYS = {"classical_sr_x2": 548, "classical_sr_x4": 550, "classical_sr_x8": 552, "lightweight_sr_x2": 366,
                   "real_sr_x4_m": 552, "real_sr_x4_l": 859, "gray_dn": 544, "color_car": 544}
+ORACLE_CASES = sorted(p.name for p in (SHARED / "oracle").glob("*.json")) or ["<no oracle>"]
 
 
-@pytest.mark.parametrize("name", sorted(PUBLISHED))
-def test_preset_parameter_count(name: str) -> None:
+def without_bias_tables(model: torch.nn.Module) -> int:
+    """Parameters, the relative-position bias tables left out (as the paper counts SwinIR-S)."""
+    return sum(p.numel() for name, p in model.named_parameters() if "relative_position_bias_table" not in name)
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_SWINIR_S_THOUSANDS))
+def test_swinir_s_has_the_papers_parameter_count(name: str) -> None:
     model = PRESETS[name].config.build()
-    assert count_parameters(model) == PUBLISHED[name]
+    assert round(without_bias_tables(model) / 1000) == PAPER_SWINIR_S_THOUSANDS[name]
+
+
+def test_swinir_m_x4_has_the_papers_parameter_count() -> None:
+    assert round(count_parameters(PRESETS["classical_sr_x4"].config.build()) / 1e6, 1) == PAPER_SWINIR_M_X4_MILLIONS
+
+
+def reference_parameter_counts() -> dict[str, int]:
+    """The ``params`` column of REFERENCE_BASELINES.md's parameter table, by preset (REFERENCE_TABLE_ORDER)."""
+    text = shared_path("REFERENCE_BASELINES.md").read_text()
+    table = text[text.index("## Parameter counts"):].split("\n## ")[0]
+    cells = [line.split("|") for line in table.splitlines() if line.startswith("|")]
+    rows = [row for row in cells if row[3].strip().replace(",", "").isdigit()]  # not the header, not the rule
+    assert len(rows) == len(REFERENCE_TABLE_ORDER), "the table's rows changed: update REFERENCE_TABLE_ORDER"
+    return {name: int(row[3].strip().replace(",", "")) for name, row in zip(REFERENCE_TABLE_ORDER, rows, strict=True)}
+
+
+@pytest.mark.parametrize("name", REFERENCE_TABLE_ORDER)
+def test_presets_count_what_the_reference_implementation_counts(name: str) -> None:
+    """Each preset's network and its ``official_params`` against the reference's own count (not this code's)."""
+    expected = reference_parameter_counts()[name]
+    model = PRESETS[name].config.build()
+    assert count_parameters(model) == expected == PRESETS[name].official_params
     if name in REFERENCE_KEYS:
         assert len(reference_state_dict(model)) == REFERENCE_KEYS[name]
 
 
-def test_every_published_task_has_a_preset() -> None:
-    assert set(PUBLISHED) <= set(PRESETS)
+@pytest.mark.parametrize("case", ORACLE_CASES)
+def test_oracle_configs_count_what_the_reference_counted(case: str) -> None:
+    """The oracle's small configs: parameter and state-dict key counts the reference implementation wrote down."""
+    meta = json.loads(shared_path("oracle", case).read_text())
+    model = ModelConfig.from_dict(meta["constructor_kwargs"]).build()
+    assert count_parameters(model) == meta["parameter_count"]
+    assert len(reference_state_dict(model)) == meta["state_dict_keys"]
+
+
+def test_presets_outside_the_reference_table_state_their_networks_count() -> None:
+    """real_sr_x2_m: the reference publishes no figure; its ``official_params`` is the count of its network."""
+    for name in sorted(set(PRESETS) - set(REFERENCE_TABLE_ORDER)):
+        assert count_parameters(PRESETS[name].config.build()) == PRESETS[name].official_params, name
+
+
+def test_every_paper_task_has_a_preset() -> None:
+    assert {PRESETS[name].task for name in REFERENCE_TABLE_ORDER} == {
+        "classical_sr", "lightweight_sr", "real_sr", "gray_dn", "color_dn", "gray_car", "color_car"}
 
 
 def test_relative_position_index_hand_case() -> None:
