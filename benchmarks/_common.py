@@ -103,12 +103,22 @@ def matmul_ceiling(dtype: torch.dtype, n: int = 2048, repeat: int = 7) -> float:
 
 
 def forward_flops(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward pass as :class:`torch.utils.flop_counter.FlopCounterMode` counts them."""
+    """FLOPs of one forward pass as :class:`torch.utils.flop_counter.FlopCounterMode` counts them.
+
+    Counted on the whole-map path (``set_inference_chunk(None)``, the same arithmetic): the chunked path's
+    fused oneDNN linear (``swinir.network.linear``) is not an op the counter knows."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    chunk_setter = getattr(model, "set_inference_chunk", None)
+    if chunk_setter is not None:
+        chunk_setter(None)
     counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        model(x)
+    try:
+        with torch.inference_mode(), counter:
+            model(x)
+    finally:
+        if chunk_setter is not None:
+            chunk_setter(-1)
     return counter.get_total_flops()
 
 
