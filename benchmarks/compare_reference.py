@@ -137,28 +137,28 @@ def _measure(fn, repeat: int) -> dict:
     return {"wall": t.median, "user": u1 - u0, "sys": s1 - s0, "faults": f1 - f0, "discarded": t.discarded}
 
 
-def _onnx_runner(model: torch.nn.Module, impl: str, tmp: Path):
-    """The exported ``model`` as a callable on (1, C, H, W) tensors: onnxruntime, or OpenVINO on the same file."""
+def _onnx_runner(model, impl: str, tmp: Path):
+    """The exported ``model`` (a network or a descriptor) behind a descriptor that runs it with onnxruntime, or
+    OpenVINO on the same file, as the pipeline runs any model."""
+    from swinir.descriptor import ModelDescriptor, ModelInfo
     from swinir.export import OnnxRuntimeModel, export_network
 
     path = export_network(model, tmp / "model.onnx").path
-    if impl == "ort":
-        return OnnxRuntimeModel(path)
-    import openvino
+    runner = OnnxRuntimeModel(path)
+    config = runner.config
+    if impl == "openvino":
+        import openvino
 
-    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
-    class OpenVinoModel:  # the attributes the pipeline reads from a network, as OnnxRuntimeModel has them
-        config, metadata, device, dtype = model.config, {}, torch.device("cpu"), torch.float32
-        upscale, in_chans, window_size = model.upscale, model.in_chans, model.window_size
-
-        def __call__(self, x: torch.Tensor) -> torch.Tensor:
-            ws, (h, w) = self.window_size, x.shape[-2:]
+        def run(x: torch.Tensor) -> torch.Tensor:
+            ws, (h, w) = config.window_size, x.shape[-2:]
             x = torch.nn.functional.pad(x, (0, (-w) % ws, 0, (-h) % ws), mode="reflect")
             out = torch.from_numpy(compiled(x.contiguous().numpy())[0])
-            return out[..., : h * self.upscale, : w * self.upscale]
+            return out[..., : h * config.upscale, : w * config.upscale]
 
-    return OpenVinoModel()
+        runner = run
+    return ModelDescriptor(runner, config, ModelInfo.of_architecture(config), backend="onnxruntime")
 
 
 def worker(case: str, impl: str, precision: str, repeat: int) -> dict:

@@ -32,7 +32,7 @@ def test_config_inference_round_trip(name: str, tmp_path: os.PathLike) -> None:
     torch.save({"params": reference_state_dict(model)}, path)
     loaded = swinir.load(path)
     assert loaded.config == cfg
-    for a, b in zip(model.state_dict().values(), loaded.state_dict().values(), strict=True):
+    for a, b in zip(model.state_dict().values(), loaded.network.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 

@@ -175,11 +175,12 @@ def test_unrecordable_config_is_named(tmp_path: Path, capsys: pytest.CaptureFixt
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--to", "onnx", "OUT.pth"], "--to onnx: unknown format; use swinir"),
-        (["--to", "reference", "OUT.bin"], "--to reference writes .pth or .safetensors files, not '.bin'"),
+        (["--to", "onnx", "OUT.pth"], "--to onnx is an unknown format; use --to swinir (this package's"),
+        (["--to", "reference", "OUT.bin"], "--to reference writes .pth or .safetensors files, not '.bin'; use an "
+                                           "output named .pth or .safetensors"),
         (["--to", "reference", "OUT"], "not 'no extension'"),
-        (["OUT.pth"], "--to swinir writes .safetensors files, not '.pth'; name the output accordingly (or pass "
-                      "--to reference)"),
+        (["OUT.pth"], "--to swinir writes .safetensors files, not '.pth'; use --to reference or an output named "
+                      ".safetensors"),
     ],
 )
 def test_bad_target_is_one_line(argv: list[str], message: str, tmp_path: Path,

@@ -22,17 +22,12 @@ import onnx  # noqa: E402
 
 import swinir  # noqa: E402
 from swinir import engine  # noqa: E402
+from swinir.backends import open_model, resolve_backend  # noqa: E402
 from swinir.checkpoints import count_parameters  # noqa: E402
 from swinir.cli import main  # noqa: E402
-from swinir.errors import SwinIRError  # noqa: E402
-from swinir.export import (  # noqa: E402
-    EXPORT_STAGES,
-    ORT_DEFAULT_MEMORY,
-    OnnxRuntimeModel,
-    export_network,
-    open_model,
-    resolve_backend,
-)
+from swinir.descriptor import BACKENDS  # noqa: E402
+from swinir.errors import OptionRefused, SwinIRError  # noqa: E402
+from swinir.export import EXPORT_STAGES, OnnxRuntimeModel, export_network  # noqa: E402
 
 pytestmark = pytest.mark.slow  # exports take seconds each: left out of the quick subset (-m "not slow")
 
@@ -53,7 +48,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]
     folder = tmp_path_factory.mktemp("onnx")
     model = tiny()
     weights = folder / "tiny_x2.safetensors"
-    swinir.save_safetensors(weights, model, model.config, {"task": "classical_sr", "iterations": 7})
+    swinir.save_safetensors(weights, model, swinir.ModelConfig.of(model), {"task": "classical_sr", "iterations": 7})
     out = folder / "tiny_x2.onnx"
     with contextlib.redirect_stderr(io.StringIO()) as err:
         assert main(["export", str(weights), "--onnx", str(out)]) == 0
@@ -88,7 +83,7 @@ def test_the_export_carries_config_and_metadata(color_x2: tuple[Path, Path]) -> 
     backend = OnnxRuntimeModel(path)
     assert backend.config == swinir.load(weights).config
     assert backend.metadata["swinir.task"] == "classical_sr" and backend.metadata["swinir.iterations"] == "7"
-    assert (backend.upscale, backend.in_chans, backend.window_size) == (2, 3, 8)
+    assert (backend.config.upscale, backend.config.in_chans, backend.config.window_size) == (2, 3, 8)
 
 
 def test_gray_window7_same_size_model_exports(tmp_path: Path) -> None:
@@ -137,16 +132,20 @@ def test_backend_choice_and_refusals(tmp_path: Path, color_x2: tuple[Path, Path]
                                      capsys: pytest.CaptureFixture) -> None:
     weights, path = color_x2
     assert resolve_backend("auto", path) == "onnxruntime" and resolve_backend("auto", weights) == "torch"
-    with pytest.raises(SwinIRError, match="--backend onnxruntime"):
+    with pytest.raises(OptionRefused, match="ONNX export") as refused:
         resolve_backend("torch", path)
-    with pytest.raises(SwinIRError, match="fp32"):
+    assert (refused.value.option, refused.value.accepted) == ("backend", ("onnxruntime",))
+    with pytest.raises(OptionRefused, match="fp32") as refused:
         open_model(path, backend="onnxruntime", precision="bf16")
+    assert (refused.value.option, refused.value.value, refused.value.accepted) == ("precision", "bf16", ("fp32",))
     model, precision = open_model(path, precision="auto")
-    assert isinstance(model, OnnxRuntimeModel) and precision == "fp32"
+    assert isinstance(model.network, OnnxRuntimeModel) and precision == "fp32"
+    assert (model.backend, model.precisions, model.info.family, model.info.scale) == ("onnxruntime", ("fp32",), "sr", 2)
     PILImage.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "a.png")
     assert main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--weights", str(path),
                  "--backend", "torch", "-q"]) == 1
-    assert "--backend onnxruntime" in capsys.readouterr().err
+    assert "--backend torch does not apply: tiny_x2.onnx is an ONNX export; use --backend onnxruntime" in (
+        capsys.readouterr().err)
     bad = tmp_path / "broken.onnx"
     bad.write_bytes(path.read_bytes()[:1000])
     assert main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "--weights", str(bad), "-q"]) == 1
@@ -203,20 +202,20 @@ def test_onnxruntime_is_tiled_from_its_own_memory_estimate(monkeypatch: pytest.M
     whole, onnxruntime in tiles whose estimated activations fit its default budget (2 GiB)."""
     weights, path = color_x2
     monkeypatch.setattr(engine, "available_memory", lambda: 64 << 30)
-    backend = OnnxRuntimeModel(path, threads=1)
+    backend, _ = open_model(path, threads=1)
     assert engine.plan_restore(swinir.load(weights), 1000, 1500).tile is None
     plan = engine.plan_restore(backend, 1000, 1500)
     assert plan.tile is not None and plan.calls > 1
-    assert plan.tile**2 * engine.bytes_per_pixel(backend) <= ORT_DEFAULT_MEMORY
+    assert plan.tile**2 * engine.bytes_per_pixel(backend) <= BACKENDS["onnxruntime"].memory_cap == 2 << 30
     assert engine.plan_restore(backend, 1000, 1500, max_memory=64 << 30).tile is None  # --max-memory raises it
 
 
 PEAK_SCRIPT = """
 import sys, torch
-from swinir.export import OnnxRuntimeModel
+from swinir.backends import open_model
 def peak():
     return int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
-model = OnnxRuntimeModel(sys.argv[1], threads=1)
+model, _ = open_model(sys.argv[1], threads=1)
 model(torch.rand(1, 3, 16, 16))
 before = peak()
 model(torch.rand(1, 3, 256, 256))

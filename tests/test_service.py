@@ -325,9 +325,9 @@ def test_unknown_task_lists_the_available(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(("form", "words"), [
-    ({"task": "tiny", "sigma": 25}, "sigma applies to denoise"),
+    ({"task": "tiny", "sigma": 25}, "sigma is for denoise models"),
     ({"task": "dn", "sigma": 300}, "sigma"),
-    ({"task": "dn", "quality": 50}, "quality applies to jpeg"),
+    ({"task": "dn", "quality": 50}, "quality is for jpeg models"),
     ({"task": "tiny", "precision": "fp64"}, "precision"),
     ({"task": "tiny", "tile": 4}, "16"),
     ({"task": "tiny", "scale": "two"}, "scale"),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import SwinIRError
+from .errors import OptionRefused, SwinIRError, WeightsMismatch
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # long-running: the allocator keeps memory (swinir.memory)
@@ -113,34 +113,33 @@ def add_restore_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_model(args: argparse.Namespace) -> Any:
-    """The network named by --weights/--preset, or the bundled one for --task, on --backend; options that do
-    not apply to it (--scale, --sigma, --quality, a --task it does not do) are refused in one line. Sets
-    ``args.precision`` to what the backend computes in (onnxruntime: fp32)."""
+    """The model named by --weights/--preset, or the bundled one for --task, on --backend (a
+    :class:`~swinir.descriptor.ModelDescriptor`); options that do not apply to it (--scale, --sigma, --quality,
+    a --task it does not do) are refused in one line. Sets ``args.precision`` to what the backend computes in
+    (onnxruntime: fp32)."""
+    from .backends import open_model
     from .bundled import bundled_model
-    from .checkpoints import model_info
-    from .export import open_model
-    from .tasks import FAMILY_LABELS, family_of, upsamples
+    from .descriptor import keeps_size_refusal
+    from .tasks import FAMILY_LABELS, family_of, level_family, upsamples
 
     sigma, quality = getattr(args, "sigma", None), getattr(args, "quality", None)
     if args.weights:
         model, args.precision = open_model(args.weights, args.preset, backend=args.backend, device=args.device,
                                            precision=args.precision, quiet=args.quiet)
-        info = model_info(model.config, model.metadata, Path(args.weights).name)
-        if args.task and family_of(args.task) != info.family:
+        if args.task and family_of(args.task) != model.info.family:
             raise SwinIRError(f"--task {args.task} does not match {args.weights}: it does "
-                              f"{FAMILY_LABELS[info.family]} (drop --task)")
+                              f"{FAMILY_LABELS[model.info.family]} (drop --task)")
     else:
         family = family_of(args.task) if args.task else None
         if family is not None and not upsamples(family) and args.scale is not None:
-            raise SwinIRError(f"--scale {args.scale} does not apply: {FAMILY_LABELS[family]} keeps the image size "
-                              "(remove --scale)")
-        if family is None:
-            family = "denoise" if sigma is not None else "jpeg" if quality is not None else None
+            raise keeps_size_refusal(family, args.scale)
+        if family is None:  # a level names the family that takes it
+            given = "sigma" if sigma is not None else "quality" if quality is not None else None
+            family = level_family(given) if given else None
         bundled = args.bundled = bundled_model(family, args.scale)
         model, args.precision = open_model(bundled.path, args.preset, backend=args.backend, device=args.device,
-                                           precision=args.precision, quiet=args.quiet)
-        info = model_info(model.config, model.metadata, bundled.task)
-    info.check_options(scale=args.scale, sigma=sigma, quality=quality)
+                                           precision=args.precision, quiet=args.quiet, name=bundled.task)
+    model.info.check_options(scale=args.scale, sigma=sigma, quality=quality)
     return model
 
 
@@ -249,7 +248,7 @@ def run_info(args: argparse.Namespace) -> int:
         return _onnx_info(args)
     state, meta = read_checkpoint(args.file)
     config = resolve_config(state, meta, args.preset)
-    source = "preset" if args.preset else ("metadata" if "swinir.config" in meta else "inferred from the weights")
+    source = "preset" if args.preset else ("metadata" if meta.config is not None else "inferred from the weights")
     match = [name for name, p in PRESETS.items() if p.config.replace(img_size=config.img_size) == config]
     _print_model(config, source, model_info(config, meta, args.file.name), meta)
     print(f"parameters:  {count_parameters(config.build()):,}")
@@ -280,13 +279,15 @@ def _onnx_info(args: argparse.Namespace) -> int:
 
 def _print_model(config: Any, source: str, info: Any, meta: dict[str, str]) -> None:
     """The config lines and the task line of ``swinir info``."""
+    from .metadata import ModelMetadata
     from .tasks import FAMILY_LABELS, upsamples
 
     print(f"config:      ({source})")
     for key, value in config.to_dict().items():
         print(f"  {key:16s} {value}")
     scale = f" x{info.scale}" if upsamples(info.family) else ""
-    trained = f" (trained as {meta['swinir.task']})" if meta.get("swinir.task") else ""
+    task = ModelMetadata(meta).task
+    trained = f" (trained as {task})" if task else ""
     print(f"task:        {FAMILY_LABELS[info.family]}{scale}{trained}")
 
 
@@ -296,8 +297,10 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])(?:/[\w.+-]+)+/([\w.+-]+/[\w.+-]+)")
 def _print_metadata(meta: dict[str, str]) -> None:
     """The ``swinir.*`` metadata but the config, with the folders of the machine that wrote the file cut to
     their last two parts (``/home/x/data/train/T91`` shows as ``train/T91``)."""
+    from .metadata import CONFIG_KEY
+
     for key, value in sorted(meta.items()):
-        if key != "swinir.config":
+        if key != CONFIG_KEY:
             shown = _ABSOLUTE_PATH.sub(r"\1", value)
             print(f"{key}: {shown}")
 
@@ -429,6 +432,16 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(err: SwinIRError) -> str:
+    """A user error in the CLI's words: a refused option (:class:`~swinir.errors.OptionRefused`) named by its
+    flag, weights that do not fit their architecture with the ``--preset`` that fixes it."""
+    if isinstance(err, OptionRefused):
+        return err.words(name=lambda option: f"--{option}", leave_out=lambda option: f"remove --{option}")
+    if isinstance(err, WeightsMismatch):
+        return f"{err.detail}. Use the preset it was trained with, or omit --preset to infer it"
+    return str(err)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
@@ -440,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tune_allocator()
         return args.run(args)
     except SwinIRError as err:
-        print(f"swinir: error: {err}", file=sys.stderr)
+        print(f"swinir: error: {error_line(err)}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("swinir: interrupted", file=sys.stderr)

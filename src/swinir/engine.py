@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .descriptor import describe
 from .errors import SwinIRError
 from .precision import Precision, autocast, resolve_precision
 
@@ -65,26 +66,12 @@ def _feather(length: int, overlap: int, at_start: bool, at_end: bool) -> Tensor:
     return ramp
 
 
-def activation_elements(model: nn.Module) -> float:
-    """Elements alive per LR pixel at the peak of one forward pass, from the shapes: the MLP hidden layer,
-    q/k/v and attention logits of one block, plus the upsampling head."""
-    cfg = model.config if hasattr(model, "config") else None
-    dim = cfg.embed_dim if cfg else 180
-    ratio = cfg.mlp_ratio if cfg else 2.0
-    heads = max(cfg.num_heads) if cfg else 6
-    ws = model.window_size
-    scale = model.upscale
-    return dim * (8 + 2 * ratio) + heads * ws * ws * 2 + 64 * scale * scale * 3
-
-
-def bytes_per_pixel(model: nn.Module, precision: Precision = "fp32") -> float:
-    """Rough peak activation bytes per LR pixel of one forward pass (a measured factor on the shapes of
-    :func:`activation_elements`). Used only to choose a tile size from a memory budget. A backend that
-    computes differently (the onnxruntime one) gives its own as ``model.activation_bytes_per_pixel()``."""
-    own = getattr(model, "activation_bytes_per_pixel", None)
-    if callable(own):
-        return float(own())
-    return activation_elements(model) * (2 if precision != "fp32" else 4) * 1.5
+def bytes_per_pixel(model: object, precision: Precision = "fp32") -> float | None:
+    """Rough peak activation bytes per LR pixel of one forward pass, as the model's descriptor estimates it
+    for its backend (:meth:`swinir.descriptor.ModelDescriptor.activation_bytes_per_pixel`). Used only to
+    choose a tile size from a memory budget; None for a stand-in network that is not a SwinIR."""
+    described = describe(model)
+    return None if described is None else described.activation_bytes_per_pixel(precision)
 
 
 def available_memory() -> int:
@@ -100,15 +87,20 @@ def available_memory() -> int:
 
 
 def auto_tile(model: nn.Module, h: int, w: int, max_memory: int | None, precision: Precision = "fp32") -> int | None:
-    """The largest tile (multiple of the window) whose activations fit ``max_memory``; None = no tiling needed.
+    """The largest tile (multiple of the window) whose activations fit ``max_memory``; None = no tiling needed
+    (or no estimate: a stand-in network runs whole unless given a tile).
 
-    The default budget is half the available memory, or less where the model caps it
-    (``model.default_memory_cap``: the onnxruntime backend, whose whole-image pass is not chunked)."""
+    The default budget is half the available memory, or less where the model's backend caps it
+    (:attr:`~swinir.descriptor.ModelDescriptor.default_memory_cap`: onnxruntime, whose whole-image pass is
+    not chunked)."""
+    described = describe(model)
+    if described is None:
+        return None
     budget = max_memory if max_memory is not None else available_memory() // 2
-    if max_memory is None and getattr(model, "default_memory_cap", None):
-        budget = min(budget, int(model.default_memory_cap))
+    if max_memory is None and described.default_memory_cap:
+        budget = min(budget, described.default_memory_cap)
     ws = model.window_size
-    side = int(math.sqrt(max(budget, 1) / bytes_per_pixel(model, precision)))
+    side = int(math.sqrt(max(budget, 1) / described.activation_bytes_per_pixel(precision)))
     if side >= max(h, w):
         return None
     tile = max(ws * MIN_TILE_WINDOWS, side // ws * ws)
@@ -314,7 +306,7 @@ def restore(
 
 
 def model_device_dtype(model: object) -> tuple[torch.device, torch.dtype]:
-    """Where inputs go: a module's first parameter, or a backend wrapper's ``device``/``dtype`` attributes."""
+    """Where inputs go: a module's first parameter, or a descriptor's ``device``/``dtype``."""
     if isinstance(model, nn.Module):
         param = next(model.parameters())
         return param.device, param.dtype

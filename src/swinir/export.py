@@ -1,4 +1,4 @@
-"""ONNX export of a SwinIR network, and an onnxruntime backend that the engine runs like a network.
+"""ONNX export of a SwinIR network, and the onnxruntime runner of an export.
 
 Export (``swinir export``, :func:`export_onnx`): one graph for every batch, height and width. The reference
 code's export is tied to one size because its shifted blocks keep an attention mask computed for the training
@@ -9,15 +9,13 @@ hands a network anyway (the reference padding, :func:`swinir.engine.pad_referenc
 multiple); :class:`OnnxRuntimeModel` pads any other size as the network's own ``forward`` does. The file
 carries the model config and the ``swinir.*`` metadata in its ``metadata_props``, so it is all a backend needs.
 
-Backend (``--backend onnxruntime``, :func:`open_onnxruntime`): an object with the attributes the engine and
-the pipeline read from a network (``upscale``, ``in_chans``, ``window_size``, ``config``, ``metadata``,
-``device``, ``dtype``), callable on a float tensor (B, C, H, W). It computes in float32 on the CPU
-(``CPUExecutionProvider``); results equal the PyTorch network in float32 to ~1e-6 (``tests/test_onnx.py``).
-The graph runs the whole image at once (no chunks of windows, unlike the PyTorch path), so its memory grows
-with the pixels: ~20 KB per input pixel for SwinIR-S x4 against ~2-5 KB in PyTorch. The engine tiles it from
-the backend's own estimate (:data:`ORT_ACTIVATION_FACTOR`) and a default budget capped at
-:data:`ORT_DEFAULT_MEMORY` (``--max-memory`` raises it); the session's arena is off, so memory goes back
-after every tile.
+Runner (:class:`OnnxRuntimeModel`): the export, callable on a float tensor (B, C, H, W) as the network is. It
+computes in float32 on the CPU (``CPUExecutionProvider``); results equal the PyTorch network in float32 to
+~1e-6 (``tests/test_onnx.py``). :func:`swinir.backends.open_model` puts it behind a
+:class:`~swinir.descriptor.ModelDescriptor` like a PyTorch network. The graph runs the whole image at once (no
+chunks of windows, unlike the PyTorch path), so its memory grows with the pixels: ~20 KB per input pixel for
+SwinIR-S x4 against ~2-5 KB in PyTorch; the engine tiles it from the backend's own estimate and default
+budget (:data:`swinir.descriptor.BACKENDS`); the session's arena is off, so memory goes back after every tile.
 
 :func:`read_onnx_file` describes an export (``swinir info``): its config, task, opset, precision.
 
@@ -32,7 +30,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -46,22 +43,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .descriptor import ModelDescriptor, describe
 from .errors import SwinIRError
+from .metadata import CONFIG_KEY, PREFIX, ModelMetadata, entries, key
 from .network import SwinIR
 from .presets import ModelConfig
 
 DEFAULT_OPSET = 18  # the lowest opset torch's exporter translates to (LayerNormalization needs 17)
 INPUT_NAME, OUTPUT_NAME = "input", "output"
-CONFIG_KEY = "swinir.config"
 INSTALL_HINT = "pip install 'swinir[onnx]' (onnx, onnxscript, onnxruntime)"
 EXAMPLE_WINDOWS = (3, 5)  # traced example: 3 x 5 windows, batch 2 (sizes of 1 or 2 windows would be specialised)
 EXPORT_STAGES = ("tracing the network", "translating to ONNX", "optimising the graph", "writing the file",
                  "checking it against PyTorch")  # what swinir export says it is doing, in order
-# Peak bytes per LR pixel of one onnxruntime pass = fp32 elements of engine.activation_elements x this factor.
-# Measured (VmHWM growth, 2-CPU Xeon, onnxruntime 1.32, 2026-12-05): SwinIR-S x4 19.4-19.7 KB/px at 128-192 px
-# (1.08 x the shapes), a 12-channel x2 toy 3.6-5.5 KB/px (0.76-1.17 x); the factor covers both.
-ORT_ACTIVATION_FACTOR = 1.2
-ORT_DEFAULT_MEMORY = 2 << 30  # default activation budget of the onnxruntime backend (half the free RAM if less)
 
 
 @dataclass(frozen=True)
@@ -83,7 +76,7 @@ class ExportSummary:
                 f"onnxruntime vs PyTorch max abs diff {self.max_abs_diff:.1e})")
 
 
-def _require(module: str) -> Any:
+def require_optional(module: str) -> Any:
     """Import an optional dependency, or say in one line how to install it."""
     import importlib
 
@@ -107,7 +100,7 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def export_network(model: SwinIR, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
+def export_network(model: ModelDescriptor | SwinIR, path: str | os.PathLike, *, opset: int = DEFAULT_OPSET,
                    metadata: Mapping[str, str] | None = None,
                    stage: Callable[[str], None] | None = None) -> ExportSummary:
     """Write ``model`` as one ONNX graph with dynamic batch, height and width (multiples of the window).
@@ -120,7 +113,7 @@ def export_network(model: SwinIR, path: str | os.PathLike, *, opset: int = DEFAU
     """
     stage = stage or (lambda name: None)
     for module in ("onnx", "onnxscript", "onnxruntime"):
-        _require(module)
+        require_optional(module)
     import onnx
 
     from . import __version__
@@ -131,17 +124,18 @@ def export_network(model: SwinIR, path: str | os.PathLike, *, opset: int = DEFAU
     path = Path(path)
     if path.is_dir():
         raise SwinIRError(f"{path} is a folder; give the ONNX file to write, e.g. {path / 'model.onnx'}")
-    config: ModelConfig | None = getattr(model, "config", None)
-    if not isinstance(config, ModelConfig):
-        raise SwinIRError("the network has no config to store: build it with ModelConfig.build or swinir.load")
+    described = describe(model)
+    if described is None or described.backend != "torch":
+        raise SwinIRError("only a PyTorch SwinIR exports: build it with ModelConfig.build or load it with swinir.load")
+    config = described.config
     started = time.monotonic()
-    net = copy.deepcopy(model).float().cpu().eval().set_inference_chunk(None).set_attention("fused")
-    props = {CONFIG_KEY: config.to_json(), "swinir.format": "onnx/1", "swinir.version": __version__,
-             "swinir.input": f"float32 (B, {config.in_chans}, H, W) in [0, 1], H and W multiples of "
-                             f"{config.window_size} (pad with swinir.engine.pad_reference; crop the output)"}
-    for key, value in (metadata or {}).items():
-        if key.startswith("swinir.") and key not in props:
-            props[key] = value if isinstance(value, str) else json.dumps(value)
+    net = copy.deepcopy(described.network).float().cpu().eval().set_inference_chunk(None).set_attention("fused")
+    props = entries(config, {"format": "onnx/1", "version": __version__,
+                             "input": f"float32 (B, {config.in_chans}, H, W) in [0, 1], H and W multiples of "
+                                      f"{config.window_size} (pad with swinir.engine.pad_reference; crop the output)"})
+    for name, value in (metadata or {}).items():
+        if name.startswith(PREFIX) and name not in props:
+            props[name] = value if isinstance(value, str) else json.dumps(value)
     with atomic_path(path) as tmp:
         tmp.touch()  # an unwritable folder fails now, not after minutes of tracing
         proto = _trace(net, opset, stage)
@@ -185,8 +179,7 @@ def export_onnx(weights: str | os.PathLike, path: str | os.PathLike, *, preset: 
     from .checkpoints import load
 
     model = load(weights, preset)
-    meta = dict(model.metadata)
-    meta.setdefault("swinir.source", Path(weights).name)
+    meta = {key("source"): Path(weights).name, **model.metadata}
     return export_network(model, path, opset=opset, metadata=meta, stage=stage)
 
 
@@ -252,23 +245,21 @@ def _self_check(net: SwinIR, path: Path) -> float:
 
 
 # --------------------------------------------------------------------------------------------------
-# The onnxruntime backend
+# The onnxruntime runner
 # --------------------------------------------------------------------------------------------------
 
 
 class OnnxRuntimeModel:
-    """An exported SwinIR run by onnxruntime on the CPU, usable wherever the engine takes a network.
+    """An exported SwinIR run by onnxruntime on the CPU, callable as the network is.
 
     Args:
-        path: an ONNX file written by :func:`export_network` (its config is read from the metadata).
+        path: an ONNX file written by :func:`export_network`; its config and ``swinir.*`` metadata are read
+            from the file (``config``, ``metadata``).
         threads: intra-op threads (default: PyTorch's thread count, which ``swinir restore --threads`` sets).
     """
 
-    device = torch.device("cpu")
-    dtype = torch.float32
-
     def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
-        ort = _require("onnxruntime")
+        ort = require_optional("onnxruntime")
         self.path = Path(path)
         if not self.path.is_file():
             raise SwinIRError(f"{self.path}: no such ONNX file; write one with swinir export WEIGHTS --onnx FILE")
@@ -282,41 +273,26 @@ class OnnxRuntimeModel:
         except Exception as err:
             raise SwinIRError(f"{self.path}: not a readable ONNX model ({str(err).strip().splitlines()[0]}); "
                               "re-export it with swinir export") from err
-        meta = dict(self.session.get_modelmeta().custom_metadata_map)
-        if CONFIG_KEY not in meta:
+        self.metadata = ModelMetadata(self.session.get_modelmeta().custom_metadata_map)
+        config = self.metadata.config
+        if config is None:
             raise SwinIRError(f"{self.path}: not a swinir export (no '{CONFIG_KEY}' metadata); export the weights "
                               "with swinir export WEIGHTS --onnx FILE")
-        self.config = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
-        self.metadata = {k: v for k, v in meta.items() if k.startswith("swinir.")}
-        self.upscale = self.config.upscale
-        self.in_chans = self.config.in_chans
-        self.window_size = self.config.window_size
+        self.config: ModelConfig = config
         self.threads = options.intra_op_num_threads
 
     def __call__(self, x: Tensor) -> Tensor:
         """(B, in_chans, h, w) -> (B, in_chans, h*upscale, w*upscale) float32, as ``SwinIR.forward``: a size
         that is not a window multiple is reflect-padded to one and the output cropped back."""
-        if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point() or x.shape[1] != self.in_chans:
-            raise SwinIRError(f"the ONNX model takes a float tensor (B, {self.in_chans}, H, W)")
+        chans, ws, scale = self.config.in_chans, self.config.window_size, self.config.upscale
+        if not isinstance(x, Tensor) or x.ndim != 4 or not x.is_floating_point() or x.shape[1] != chans:
+            raise SwinIRError(f"the ONNX model takes a float tensor (B, {chans}, H, W)")
         h, w = x.shape[-2:]
-        ws = self.window_size
         x = x.detach().to(device="cpu", dtype=torch.float32)
         if h % ws or w % ws:
             x = F.pad(x, (0, (ws - w % ws) % ws, 0, (ws - h % ws) % ws), mode="reflect")
         out = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x.numpy())})[0]
-        return torch.from_numpy(out)[..., : h * self.upscale, : w * self.upscale]
-
-    def activation_bytes_per_pixel(self) -> float:
-        """Peak bytes per input pixel of one pass (the engine tiles from it, see the module docstring)."""
-        from .engine import activation_elements
-
-        return activation_elements(self) * 4 * ORT_ACTIVATION_FACTOR
-
-    default_memory_cap = ORT_DEFAULT_MEMORY  # the engine's default tiling budget for this backend, at most
-
-    def eval(self) -> OnnxRuntimeModel:
-        """Nothing to switch (inference only); here so that code written for modules runs unchanged."""
-        return self
+        return torch.from_numpy(out)[..., : h * scale, : w * scale]
 
     def __repr__(self) -> str:
         return f"OnnxRuntimeModel({str(self.path)!r}, threads={self.threads})"
@@ -339,7 +315,7 @@ class OnnxFileInfo:
 
 def read_onnx_file(path: str | os.PathLike) -> OnnxFileInfo:
     """The config, opset, precision and metadata of an ONNX file (any ONNX file; a swinir export has a config)."""
-    onnx = _require("onnx")
+    onnx = require_optional("onnx")
     path = Path(path)
     try:
         proto = onnx.load(str(path), load_external_data=False)
@@ -347,7 +323,7 @@ def read_onnx_file(path: str | os.PathLike) -> OnnxFileInfo:
         raise SwinIRError(f"{path}: not a readable ONNX file ({str(err).strip().splitlines()[0]}); re-export it "
                           "with swinir export") from err
     meta = {prop.key: prop.value for prop in proto.metadata_props}
-    config = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY])) if CONFIG_KEY in meta else None
+    config = ModelMetadata(meta).config
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     graph_inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
     kinds = {_ELEMENT_TYPES.get(i.type.tensor_type.elem_type, f"type {i.type.tensor_type.elem_type}")
@@ -357,69 +333,3 @@ def read_onnx_file(path: str | os.PathLike) -> OnnxFileInfo:
     inputs = ", ".join(f"{name} ({', '.join(shape)})" for name, shape in dims.items())
     return OnnxFileInfo(path, config, opset, "/".join(sorted(kinds)) or "none", inputs,
                         {k: v for k, v in meta.items() if k != CONFIG_KEY})
-
-
-def backend_precision(choice: str) -> str:
-    """The precision the onnxruntime backend computes in: fp32. ``auto`` means fp32; bf16/fp16 are refused."""
-    if choice in ("auto", "fp32"):
-        return "fp32"
-    raise SwinIRError(f"--precision {choice} is not available with --backend onnxruntime (it computes in fp32); "
-                      "use --precision fp32, or --backend torch for bf16")
-
-
-def open_onnxruntime(weights: str | os.PathLike, preset: str | None = None, *, device: str = "cpu",
-                     threads: int | None = None, quiet: bool = False) -> OnnxRuntimeModel:
-    """The onnxruntime backend for ``weights``: an .onnx file as it is, a checkpoint exported to a temporary
-    file first (said in one line on stderr unless ``quiet``; ``swinir export`` saves the file to reuse)."""
-    if torch.device(device).type != "cpu":
-        raise SwinIRError(f"--backend onnxruntime runs on the CPU; drop --device {device} (or use --backend torch)")
-    path = Path(weights)
-    if path.suffix.lower() == ".onnx":
-        if preset:
-            raise SwinIRError(f"--preset does not apply to {path.name}: an ONNX export stores its config")
-        return OnnxRuntimeModel(path, threads=threads)
-    _require("onnxruntime")
-    if not quiet:
-        print(f"exporting {path.name} to ONNX for onnxruntime (a minute or more; keep the file with "
-              f"swinir export {path.name} --onnx FILE.onnx)", file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(prefix="swinir-onnx-") as folder, stage_display(quiet=quiet) as stage:
-        exported = Path(folder) / f"{path.stem}.onnx"
-        export_onnx(path, exported, preset=preset, stage=stage)
-        return OnnxRuntimeModel(exported, threads=threads)  # the session holds the graph; the file can go
-
-
-# --------------------------------------------------------------------------------------------------
-# Choosing the backend
-# --------------------------------------------------------------------------------------------------
-
-BACKEND_CHOICES = ("auto", "torch", "onnxruntime")
-
-
-def resolve_backend(choice: str, weights: str | os.PathLike) -> str:
-    """``auto``: onnxruntime for an ``.onnx`` file, PyTorch for checkpoints. ``torch`` cannot run an .onnx file."""
-    is_onnx = Path(weights).suffix.lower() == ".onnx"
-    if choice == "auto":
-        return "onnxruntime" if is_onnx else "torch"
-    if choice not in BACKEND_CHOICES:
-        raise SwinIRError(f"unknown backend {choice!r}; use one of {', '.join(BACKEND_CHOICES)}")
-    if choice == "torch" and is_onnx:
-        raise SwinIRError(f"{Path(weights).name} is an ONNX export: run it with --backend onnxruntime, or give "
-                          "the .safetensors/.pth checkpoint for --backend torch")
-    return choice
-
-
-def open_model(weights: str | os.PathLike, preset: str | None = None, *, backend: str = "auto",
-               device: str = "cpu", precision: str = "auto", threads: int | None = None,
-               quiet: bool = False) -> tuple[Any, str]:
-    """The network to run and the precision to run it at, for ``swinir restore`` and ``swinir eval``.
-
-    ``backend`` (see :func:`resolve_backend`): ``torch`` loads the checkpoint (:func:`swinir.checkpoints.load`)
-    and keeps ``precision``; ``onnxruntime`` opens the ONNX file, or exports the checkpoint first, and computes
-    in fp32 (:func:`backend_precision`).
-    """
-    from .checkpoints import load
-
-    if resolve_backend(backend, weights) == "torch":
-        return load(weights, preset, device=device), precision
-    concrete = backend_precision(precision)
-    return open_onnxruntime(weights, preset, device=device, threads=threads, quiet=quiet), concrete

@@ -54,7 +54,7 @@ from .authors import (
 )
 from .checkpoints import check_state_dict, read_checkpoint, save_safetensors
 from .checkpoints import load as load_checkpoint
-from .errors import SwinIRError
+from .errors import SwinIRError, WeightsMismatch
 from .fileio import write_bytes_atomic
 from .tasks import Family, family_label
 
@@ -219,7 +219,7 @@ def _checked_network(model: AuthorsModel, path: Path, url: str) -> Any:
         check_state_dict(network, state)
         network.load_state_dict(state, strict=True)
     except (SwinIRError, RuntimeError) as err:
-        detail = str(err).split(". Use the preset")[0].strip().splitlines()[-1]
+        detail = (err.detail if isinstance(err, WeightsMismatch) else str(err)).strip().splitlines()[-1]
         raise SwinIRError(f"{model.name}: {url} is not the {model.preset.name} network ({detail}); nothing "
                           f"was kept: check {BASE_URL_ENV}, or report a re-released file") from None
     return network
@@ -491,7 +491,8 @@ def model_path(model: str | os.PathLike, *, download: bool = False, quiet: bool 
 
 def load(model: str | os.PathLike, preset: Any = None, *, device: Any = "cpu", download: bool = False) -> Any:
     """:func:`swinir.checkpoints.load` of a path, a bundled model's name or an authors' model's name (see
-    :func:`model_path`; ``download=True`` pulls an authors' model that is not cached yet)."""
+    :func:`model_path`; ``download=True`` pulls an authors' model that is not cached yet): a
+    :class:`~swinir.descriptor.ModelDescriptor`, which runs like the network."""
     return load_checkpoint(model_path(model, download=download, quiet=False), preset, device=device)
 
 

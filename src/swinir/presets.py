@@ -1,20 +1,29 @@
 """Model configurations: one typed record per network, and the table of every published SwinIR.
 
 A :class:`ModelConfig` is what a network *is* (the constructor arguments that shape its weights). It is
-what safetensors metadata stores, what :func:`swinir.checkpoints.infer_config` recovers from a state dict,
-and what :data:`PRESETS` names. Unknown keys are errors, never silently ignored.
+what safetensors metadata stores, what :func:`infer_config` recovers from a state dict, and what
+:data:`PRESETS` names. Unknown keys are errors, never silently ignored.
+
+The table also answers what weights alone cannot tell, from the published models themselves: the input
+range a network was trained with (:func:`published_img_range`: 255 for the JPEG models) and the task family
+an architecture points to (:func:`architecture_family`). No other module restates those facts.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import Tensor
+
 from .errors import SwinIRError
 from .network import RESI_CONNECTIONS, UPSAMPLERS, SwinIR
+from .tasks import Family, family_of
 
 
 @dataclass(frozen=True)
@@ -72,13 +81,17 @@ class ModelConfig:
     def build(self, **runtime: Any) -> SwinIR:
         """A fresh network; ``runtime`` passes non-architectural options (drop_path_rate, attention).
 
-        The network keeps this config as ``model.config`` and an empty ``model.metadata`` (filled by
-        :func:`swinir.checkpoints.load` from the weights file).
+        The network is only the module: what is known about a loaded model (this config, its task, its
+        metadata) travels beside it in a :class:`swinir.descriptor.ModelDescriptor`.
         """
-        model = SwinIR(**self.to_dict(), **runtime)
-        model.config = self
-        model.metadata = {}
-        return model
+        return SwinIR(**self.to_dict(), **runtime)
+
+    @classmethod
+    def of(cls, network: SwinIR) -> ModelConfig:
+        """The config of a built network: its weights' names and shapes (:func:`infer_config`), and the two
+        constructor arguments that only the module itself keeps (``img_size``, ``img_range``)."""
+        inferred = infer_config(network.state_dict())
+        return inferred.replace(img_size=int(network.img_size), img_range=float(network.img_range))
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
@@ -191,3 +204,77 @@ def preset_for_checkpoint_name(filename: str) -> Preset | None:
         if filename in preset.official_checkpoints:
             return preset
     return None
+
+
+def published_img_range(upsampler: str, window_size: int) -> float:
+    """The input range of the published networks with this head and window, which weights cannot tell: 255
+    for the JPEG models (same-size, 7x7 windows), 1 for every other one and for architectures not published."""
+    ranges = {p.config.img_range for p in PRESETS.values()
+              if p.config.upsampler == upsampler and p.config.window_size == window_size}
+    return ranges.pop() if len(ranges) == 1 else 1.0
+
+
+def _family_traits(family: Family, field_name: str) -> set[Any]:
+    """The values of one config field among the published networks of a family."""
+    return {getattr(p.config, field_name) for p in PRESETS.values() if family_of(p.task) == family}
+
+
+def architecture_family(config: ModelConfig) -> Family:
+    """The task family an architecture points to where no name or metadata tells, as the published networks
+    differ: an upscaling head used only by the real-world models (``nearest+conv``, which avoids
+    pixel-shuffle's checkerboards under GAN training) means photo, any other sr; a same-size network with the
+    JPEG models' window (7) or input range (255) means jpeg, any other denoise."""
+    if config.upscale > 1:
+        return "photo" if config.upsampler in _family_traits("photo", "upsampler") else "sr"
+    jpeg_like = (config.window_size in _family_traits("jpeg", "window_size")
+                 or config.img_range in _family_traits("jpeg", "img_range"))
+    return "jpeg" if jpeg_like else "denoise"
+
+
+def infer_config(state: Mapping[str, Tensor]) -> ModelConfig:
+    """Recover the architecture from tensor names and shapes (reference key layout).
+
+    ``img_range`` cannot be read from weights: it is the published networks' (:func:`published_img_range`).
+    ``img_size`` is read from a stored shift mask when there is one (it only matters for those buffers).
+    """
+    try:
+        conv_first = state["conv_first.weight"]
+    except KeyError:
+        raise SwinIRError("not a SwinIR state dict: it has no 'conv_first.weight'") from None
+    embed_dim, in_chans = conv_first.shape[:2]
+    depths: list[int] = []
+    heads: list[int] = []
+    while f"layers.{len(depths)}.residual_group.blocks.0.attn.qkv.weight" in state:
+        i = len(depths)
+        block_norm = re.compile(rf"layers\.{i}\.residual_group\.blocks\.\d+\.norm1\.weight")
+        depths.append(sum(1 for k in state if block_norm.fullmatch(k)))
+        heads.append(state[f"layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table"].shape[1])
+    if not depths:
+        raise SwinIRError("not a SwinIR state dict: no 'layers.0.residual_group.blocks.0' found")
+    table = state["layers.0.residual_group.blocks.0.attn.relative_position_bias_table"]
+    window = (math.isqrt(table.shape[0]) + 1) // 2
+    mlp_ratio = state["layers.0.residual_group.blocks.0.mlp.fc1.weight"].shape[0] / embed_dim
+    resi = "3conv" if "conv_after_body.0.weight" in state else "1conv"
+    upsampler, upscale = _infer_head(state, in_chans)
+    img_size = 64
+    mask = next((v for k, v in state.items() if k.endswith(".attn_mask")), None)
+    if mask is not None and mask.ndim == 3:
+        img_size = math.isqrt(mask.shape[0]) * window
+    return ModelConfig(
+        upscale=upscale, in_chans=in_chans, img_size=img_size, window_size=window,
+        img_range=published_img_range(upsampler, window), depths=tuple(depths), embed_dim=embed_dim,
+        num_heads=tuple(heads), mlp_ratio=mlp_ratio, upsampler=upsampler, resi_connection=resi,
+    )
+
+
+def _infer_head(state: Mapping[str, Tensor], in_chans: int) -> tuple[str, int]:
+    """The upsampler and the scale, from the head's tensors."""
+    if "conv_up1.weight" in state:
+        return "nearest+conv", 4 if "conv_up2.weight" in state else 2
+    if "conv_before_upsample.0.weight" in state:
+        convs = [k for k in state if re.fullmatch(r"upsample\.\d+\.weight", k)]
+        first = state["upsample.0.weight"].shape[0] // state["upsample.0.weight"].shape[1]
+        return "pixelshuffle", 3 if first == 9 else 2 ** len(convs)
+    if "upsample.0.weight" in state:
+        return "pixelshuffledirect", math.isqrt(state["upsample.0.weight"].shape[0] // in_chans)
+    return "", 1

@@ -16,15 +16,17 @@ package: it is the bottom of the stack.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
-from .errors import SwinIRError
+from .errors import OptionRefused, SwinIRError
 
 Family = Literal["photo", "sr", "denoise", "jpeg"]
 ReadMode = Literal["color", "gray", "y"]
 Degradation = Literal["bicubic", "real", "photo", "noise", "jpeg"]
 Level = Literal["sigma", "quality"]
 Baseline = Literal["bicubic", "identity"]
+BASELINES: tuple[Baseline, ...] = get_args(Baseline)
+BASELINE_LABELS: dict[Baseline, str] = {"bicubic": "bicubic", "identity": "degraded input"}  # how reports name them
 
 FAMILIES: tuple[Family, ...] = ("photo", "sr", "denoise", "jpeg")
 FAMILY_LABELS: dict[Family, str] = {"photo": "photo super-resolution", "sr": "super-resolution",
@@ -59,7 +61,8 @@ class Task:
         y_metrics: whether the paper's headline PSNR/SSIM are on luma (the SR tables) or on the image's own
             channels (denoising and JPEG).
         baseline: what the model is compared with: MATLAB ``bicubic`` upscaling or the degraded input
-            (``identity``); None for real_sr, which has no ground truth.
+            (``identity``). real_sr has no ground truth to score either on in evaluation; training, which
+            degrades ground truths itself, compares with bicubic.
         loss: the default pixel loss of training (L1 for SR, Charbonnier for denoising and JPEG, as the paper).
     """
 
@@ -72,7 +75,7 @@ class Task:
     level: Level | None
     metric_keys: tuple[str, ...]
     y_metrics: bool
-    baseline: Baseline | None
+    baseline: Baseline
     loss: Literal["l1", "charbonnier"]
 
     def metric_border(self, scale: int) -> int:
@@ -83,6 +86,11 @@ class Task:
     def has_ground_truth(self) -> bool:
         return self.degradation != "real"
 
+    @property
+    def headline_metrics(self) -> tuple[str, str]:
+        """The PSNR and SSIM keys the paper's tables lead with: on luma for SR, else on the image's channels."""
+        return ("psnr_y", "ssim_y") if self.y_metrics else ("psnr", "ssim")
+
 
 _SR_KEYS = ("psnr_y", "ssim_y", "psnr", "ssim")
 TASKS: dict[str, Task] = {
@@ -90,7 +98,7 @@ TASKS: dict[str, Task] = {
     for t in (
         Task("classical_sr", "sr", 3, True, "color", "bicubic", None, _SR_KEYS, True, "bicubic", "l1"),
         Task("lightweight_sr", "sr", 3, True, "color", "bicubic", None, _SR_KEYS, True, "bicubic", "l1"),
-        Task("real_sr", "photo", 3, True, "color", "real", None, (), True, None, "l1"),
+        Task("real_sr", "photo", 3, True, "color", "real", None, (), True, "bicubic", "l1"),
         Task("photo_sr", "photo", 3, True, "color", "photo", "quality", _SR_KEYS, True, "bicubic", "l1"),
         Task("gray_dn", "denoise", 1, False, "gray", "noise", "sigma", ("psnr", "ssim"), False, "identity",
              "charbonnier"),
@@ -152,6 +160,15 @@ def evaluation_task(name: str, channels: int | None = None, trained_as: str | No
 
 
 LEVEL_RANGES: dict[Level, tuple[int, int]] = {"sigma": (0, 255), "quality": (1, 100)}  # noise on 0-255; JPEG
+LEVEL_LABELS: dict[Level, str] = {"sigma": "noise level on the 0-255 scale", "quality": "JPEG quality"}
+# The level a family's models may be told when they restore (the one their degradation is set by): a model
+# trained for one level checks it, a blind one refuses it, the other families take neither.
+RESTORE_LEVELS: dict[Family, Level] = {"denoise": "sigma", "jpeg": "quality"}
+
+
+def level_family(level: Level) -> Family:
+    """The family whose models take ``level`` when they restore (sigma: denoise; quality: jpeg)."""
+    return next(family for family, name in RESTORE_LEVELS.items() if name == level)
 
 
 def check_level(name: Level, value: float | None) -> None:
@@ -161,8 +178,8 @@ def check_level(name: Level, value: float | None) -> None:
         return
     low, high = LEVEL_RANGES[name]
     if not low <= value <= high:
-        what = "noise level on the 0-255 scale" if name == "sigma" else "JPEG quality"
-        raise SwinIRError(f"--{name} {value:g} is out of range: the {what} lies in {low}-{high}")
+        raise OptionRefused(name, value, problem="is out of range",
+                            reason=f"the {LEVEL_LABELS[name]} lies in {low}-{high}")
 
 
 def upsamples(family: Family) -> bool:
@@ -180,15 +197,3 @@ def is_family_name(name: str) -> bool:
     key = name.strip().lower()
     return key in FAMILY_ALIASES or key in TASKS
 
-
-def same_size_family(window_size: int, img_range: float) -> Family:
-    """The family of a same-size network from its architecture, as the published ones differ: the JPEG models
-    use 7x7 windows or a 0..255 input range, the denoisers 8x8 windows on 0..1."""
-    return "jpeg" if window_size == 7 or img_range > 1 else "denoise"
-
-
-def upscaling_family(upsampler: str) -> Family:
-    """The family of an upscaling network from its head: the published real-world models alone use the
-    ``nearest+conv`` head (it avoids pixel-shuffle's checkerboards under GAN training), the bicubic ones
-    pixel-shuffle."""
-    return "photo" if upsampler == "nearest+conv" else "sr"

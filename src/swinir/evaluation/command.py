@@ -12,10 +12,11 @@ from typing import Any
 from ..errors import SwinIRError
 from ..fileio import write_bytes_atomic
 from ..hub import add_model_options, add_offline_option, model_file
+from ..metadata import CONFIG_KEY, ModelMetadata
 from ..precision import PRECISION_CHOICES, resolve_precision
 from ..presets import preset_help
-from ..tasks import TASK_NAMES, evaluation_task, family_of, upsamples
-from .methods import BASELINES, Method, baseline_method, bundled_weights_for, model_method
+from ..tasks import BASELINES, TASK_NAMES, evaluation_task, family_of, upsamples
+from .methods import Method, baseline_method, bundled_weights_for, model_method
 from .protocol import EvalSettings
 from .report import format_table, results_to_csv, results_to_json
 from .runner import evaluate
@@ -83,7 +84,7 @@ def resolve_task(args: argparse.Namespace) -> None:
     weights = args.weights or _bundled_path(args.task, args.scale)
     config, meta = _model_header(weights, args.preset)
     family = family_of(args.task) if args.task else model_info(config, meta, Path(weights).name).family
-    args.task = evaluation_task(args.task or family, config.in_chans, meta.get("swinir.task"))
+    args.task = evaluation_task(args.task or family, config.in_chans, meta.task)
     if args.scale is None and upsamples(family):
         args.scale = config.upscale
 
@@ -94,7 +95,7 @@ def _bundled_path(task: str, scale: int | None) -> Path:
     return bundled_weights(family_of(task), scale)
 
 
-def _model_header(weights: str | Path, preset: str | None) -> tuple[Any, dict[str, str]]:
+def _model_header(weights: str | Path, preset: str | None) -> tuple[Any, ModelMetadata]:
     """The config and ``swinir.*`` metadata of a checkpoint or an ONNX export, without building the network."""
     from ..checkpoints import read_header, resolve_config
 
@@ -103,11 +104,11 @@ def _model_header(weights: str | Path, preset: str | None) -> tuple[Any, dict[st
 
         onnx = read_onnx_file(weights)
         if onnx.config is None:
-            raise SwinIRError(f"{weights}: not a swinir export (no swinir.config metadata); export the weights with "
+            raise SwinIRError(f"{weights}: not a swinir export (no {CONFIG_KEY} metadata); export the weights with "
                               "swinir export WEIGHTS --onnx FILE")
-        return onnx.config, onnx.metadata
+        return onnx.config, ModelMetadata(onnx.metadata)
     if preset:
-        return resolve_config({}, {}, preset), {}
+        return resolve_config({}, {}, preset), ModelMetadata()
     return read_header(weights)
 
 
@@ -161,10 +162,11 @@ def run_eval_command(args: argparse.Namespace, *,
             args.weights = str(bundled_weights_for(settings))
         method = (restore_factory or weights_method_from_args)(args, settings)
         method_name = getattr(args, "model", None) or Path(args.weights).stem
-        from ..export import backend_precision, resolve_backend
+        from ..backends import resolve_backend
+        from ..descriptor import backend_precision
 
         if resolve_backend(getattr(args, "backend", "auto"), args.weights) == "onnxruntime":
-            precision = f", {backend_precision(args.precision)}, onnxruntime"
+            precision = f", {backend_precision('onnxruntime', args.precision)}, onnxruntime"
         else:
             precision = f", {resolve_precision(args.precision, args.device)}"
     results = evaluate(method, settings, pairs, method_name=method_name, save_dir=args.save, progress=not args.quiet)

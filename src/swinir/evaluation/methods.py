@@ -69,9 +69,9 @@ def model_method(weights: str | os.PathLike, settings: EvalSettings, *, preset: 
     blended by the reference's uniform average (``blend="average"``), not the feathering of ``swinir restore``.
     ``precision`` ``auto`` is bf16 where the hardware computes it natively, fp32 elsewhere (:mod:`swinir.precision`).
     ``backend`` ``onnxruntime`` runs an ONNX export (or exports ``weights`` first) in fp32, see
-    :func:`swinir.export.open_model`; ``auto`` picks it for ``.onnx`` files.
+    :func:`swinir.backends.open_model`; ``auto`` picks it for ``.onnx`` files.
     """
-    from ..export import open_model
+    from ..backends import open_model
     from ..pipeline import RestoreOptions, restore_image
 
     model, precision = open_model(weights, preset, backend=backend, device=device, precision=precision)

@@ -34,7 +34,7 @@ from ..errors import SwinIRError
 from ..fileio import stem_keeping_suffix
 from ..tasks import FAMILY_LABELS, family_label
 from .jobs import Job, JobStore, WorkQueue
-from .registry import ModelEntry, ModelRegistry, task_names
+from .registry import ModelEntry, ModelRegistry, api_words, task_names
 from .schema import (
     ERRORS,
     PNG_RESPONSE,
@@ -145,7 +145,7 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
             entry = registry.resolve(form.task, form.scale)
             entry.check_options(sigma=form.options.sigma, quality=form.options.quality)
         except SwinIRError as err:
-            raise HTTPException(422, str(err)) from err
+            raise HTTPException(422, api_words(err)) from err
         job = Job(entry, data, form.image.filename or "upload", form.options, settings)
         future = work.submit(job)
         if future is None:
@@ -292,7 +292,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SwinIRError)
     async def swinir_error(_: Request, exc: SwinIRError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return JSONResponse({"detail": api_words(exc)}, status_code=422)
 
 
 def _validation_line(errors: Any) -> str:

@@ -30,7 +30,7 @@ from ..errors import SwinIRError
 from ..images import decode_image, encode_png
 from ..pipeline import RestoreOptions, restore_image
 from ..precision import Precision, resolve_precision
-from .registry import ModelEntry
+from .registry import ModelEntry, api_words
 from .settings import Settings
 
 log = logging.getLogger("swinir.service")
@@ -86,7 +86,7 @@ def process(job: Job) -> None:
         job.result = restore_upload(job)
         job.state = "done"
     except SwinIRError as err:
-        job.error, job.state = (422, str(err)), "failed"
+        job.error, job.state = (422, api_words(err)), "failed"
     except Exception as err:  # a bug: keep the traceback in the log, give the user one line
         log.exception("job %s failed", job.id)
         job.error, job.state = (500, f"internal error ({type(err).__name__}: {err}); see the server log"), "failed"

@@ -5,6 +5,9 @@ bad file stops the server with one line instead of failing a request later, and 
 :func:`swinir.checkpoints.model_info` (task family, scale, channels, the noise level or JPEG quality it was
 trained for). The network itself is built and loaded only when the first request needs it, once, under a
 per-model lock, and then shared by every request.
+
+A request option the model cannot honour is refused in the API's words (:func:`api_words`): the form field,
+where the CLI names its flag.
 """
 
 from __future__ import annotations
@@ -13,18 +16,26 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..bundled import BundledModel, bundled_models
 from ..checkpoints import ModelInfo, load, model_info, read_header
-from ..errors import SwinIRError
+from ..errors import OptionRefused, SwinIRError
+from ..metadata import ModelMetadata
 from ..presets import ModelConfig
 from ..tasks import FAMILIES, FAMILY_ALIASES, FAMILY_LABELS, TASK_NAMES, family_of, is_family_name, upsamples
 from .settings import Settings, WeightsSpec
 
 log = logging.getLogger("swinir.service")
+
+
+def api_words(err: SwinIRError) -> str:
+    """A user error in the API's words: a refused option (:class:`~swinir.errors.OptionRefused`) named by its
+    form field."""
+    if isinstance(err, OptionRefused):
+        return err.words(leave_out=lambda field: f"leave out the {field} field")
+    return str(err)
 
 
 def task_names() -> dict[str, str]:
@@ -49,7 +60,7 @@ class ModelEntry:
         config, meta = read_header(spec.path)
         info = _recognise(config, meta, spec)
         label = FAMILY_LABELS[info.family] + (f" x{info.scale}" if upsamples(info.family) else "")
-        description = meta.get("swinir.description") or (
+        description = meta.description or (
             f"{label}, {config.in_chans}-channel, embed {config.embed_dim}, from {spec.path.name}")
         return cls(name=spec.served_name, info=info, path=spec.path, description=description, source="file",
                    device=device)
@@ -92,21 +103,15 @@ class ModelEntry:
         return f"{self.name} ({self.info.label})"
 
     def check_options(self, *, sigma: float | None, quality: int | None) -> None:
-        """Refuse, in one line, a sigma or quality this model cannot honour (wrong task, blind, other level)."""
-        for given, value, family in (("sigma", sigma, "denoise"), ("quality", quality, "jpeg")):
-            if value is not None and self.task != family:
-                raise SwinIRError(f"{given} applies to {family} models, but {self.label()} does {self.task}")
+        """Refuse, in one line and the API's words, a sigma or quality this model cannot honour (its task takes
+        none, it is blind, it was trained for another level)."""
         try:
             self.info.check_options(sigma=sigma, quality=quality)
-        except SwinIRError as err:  # ModelInfo words its refusals as CLI flags; here they are form fields
-            message = str(err)
-            for given in ("sigma", "quality"):
-                message = message.replace(f"remove --{given}", f"leave out the {given} field")
-                message = message.replace(f"--{given}", given)
-            raise SwinIRError(f"{self.name}: {message}") from None
+        except OptionRefused as err:
+            raise SwinIRError(f"{self.name}: {api_words(err)}") from None
 
 
-def _recognise(config: ModelConfig, meta: Mapping[str, str], spec: WeightsSpec) -> ModelInfo:
+def _recognise(config: ModelConfig, meta: ModelMetadata, spec: WeightsSpec) -> ModelInfo:
     """:func:`model_info` under the served name; an official file name (``..._noise25.pth``) still gives the
     trained level when the model is served under another NAME."""
     info = model_info(config, meta, spec.served_name)
