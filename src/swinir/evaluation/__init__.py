@@ -27,6 +27,7 @@ Folder listing, the reference-faithful reader and the LR file lookup live in :mo
 with training.
 """
 
+from ..taskops import NOISE_SEED
 from .command import add_eval_arguments, dataset_pairs, run_eval_command, settings_from_args, weights_method_from_args
 from .methods import (
     BASELINES,
@@ -38,7 +39,7 @@ from .methods import (
     identity_method,
     model_method,
 )
-from .protocol import NOISE_SEED, EvalSettings, GrayLuma, Sample, degrade, load_sample, sample_files
+from .protocol import EvalSettings, GrayLuma, Sample, degrade, load_sample, sample_files
 from .report import (
     COMPARE_CROP,
     COMPARE_GAP,

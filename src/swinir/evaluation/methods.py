@@ -1,8 +1,9 @@
 """What is evaluated: a :data:`Method` restores one degraded input. Baselines, a SwinIR checkpoint, the bundled models.
 
-Baselines: ``bicubic`` (MATLAB bicubic upscaling, SR) and ``identity`` (the degraded input itself, same-size
-tasks). :func:`model_method` runs a checkpoint through :func:`swinir.pipeline.restore_image`, the one image-level
-restore function the CLI and the web service use too, with the reference's uniform tile average.
+Baselines (:data:`swinir.tasks.BASELINES`, computed by :func:`swinir.taskops.run_baseline`, as training's
+validation computes them): ``bicubic`` (MATLAB bicubic upscaling, SR) and ``identity`` (the degraded input itself,
+same-size tasks). :func:`model_method` runs a checkpoint through :func:`swinir.pipeline.restore_image`, the one
+image-level restore function the CLI and the web service use too, with the reference's uniform tile average.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import numpy as np
 
 from ..errors import SwinIRError
 from ..precision import PrecisionChoice
-from ..tasks import Task
+from ..taskops import run_baseline
+from ..tasks import BASELINES, TASKS, Task, family_of
 from .protocol import EvalSettings
-
-BASELINES = ("bicubic", "identity")
 
 Method = Callable[[np.ndarray], np.ndarray]
 """Restores one degraded input.
@@ -33,17 +33,16 @@ gray), either uint8 or float in [0, 1] (the runner clips, scales by 255 and roun
 
 def bicubic_method(scale: int) -> Method:
     """MATLAB bicubic upscaling by ``scale`` (uint8 in, uint8 out, MATLAB's uint8 path)."""
-    from ..degradations import imresize
 
     def method(lq: np.ndarray) -> np.ndarray:
-        return imresize(lq, float(scale))
+        return run_baseline("bicubic", lq, scale)
 
     return method
 
 
 def identity_method(lq: np.ndarray) -> np.ndarray:
     """The degraded input itself (a float denoising input is quantised by the runner)."""
-    return lq
+    return run_baseline("identity", lq, 1)
 
 
 def baseline_method(name: str, settings: EvalSettings) -> Method:
@@ -92,9 +91,19 @@ def model_method(weights: str | os.PathLike, settings: EvalSettings, *, preset: 
 
 
 def has_bundled_model(spec: Task) -> bool:
-    """Whether a bundled model fits the task: they are colour models of bicubic SR, photo SR (bicubic then
-    JPEG), Gaussian noise and JPEG, so the colour tasks other than the paper's second-order real-world SR."""
-    return spec.channels == 3 and spec.degradation in ("bicubic", "photo", "noise", "jpeg")
+    """Whether a shipped model fits the task: one of its family, with its channels, trained on its degradation
+    (the manifest lists the models, each file's header says what it was trained as)."""
+    from ..bundled import bundled_models
+    from ..checkpoints import read_header
+
+    for bundled in bundled_models():
+        if family_of(bundled.task) != spec.family:
+            continue
+        config, meta = read_header(bundled.path)
+        trained = TASKS.get(meta.task or "")
+        if config.in_chans == spec.channels and trained is not None and trained.degradation == spec.degradation:
+            return True
+    return False
 
 
 def bundled_weights_for(settings: EvalSettings) -> Path:

@@ -1,8 +1,9 @@
-"""What ``swinir eval`` measures and how it builds its inputs: the settings, the samples, the degradations.
+"""What ``swinir eval`` measures and how it builds its inputs: the settings and the samples.
 
 The task facts (its read mode, degradation, metric keys and border, whether it upsamples) come from the one task
-table, :data:`swinir.tasks.TASKS`; this module adds the protocol's steps (``shared/PROTOCOL.md``): the LR file or
-MATLAB bicubic for SR, seed-0 Gaussian noise drawn anew for every image, OpenCV JPEG.
+table, :data:`swinir.tasks.TASKS`, and the protocol's degradations (``shared/PROTOCOL.md``: the LR file or MATLAB
+bicubic for SR, seed-0 Gaussian noise drawn anew for every image, OpenCV JPEG) from :mod:`swinir.taskops`, which
+training's validation shares; this module reads the files and applies them.
 """
 
 from __future__ import annotations
@@ -14,11 +15,9 @@ from typing import Literal
 import numpy as np
 
 from ..datasets import find_lr_partner, is_stored_gray, list_images, read_reference
-from ..degradations import add_gaussian_noise, imresize, jpeg_compress, modcrop
 from ..errors import SwinIRError
-from ..tasks import Task, get_task
-
-NOISE_SEED = 0  # the reference seeds numpy with 0 before every image
+from ..taskops import paper_degradation
+from ..tasks import LEVEL_LABELS, Task, get_task
 
 GrayLuma = Literal["replicate", "raw"]
 
@@ -46,9 +45,9 @@ class EvalSettings:
         if not spec.upsamples and self.scale != 1:
             raise SwinIRError(f"{self.task} keeps the image size; --scale must be 1 (got {self.scale})")
         if spec.level == "sigma" and (self.sigma is None or self.sigma < 0):
-            raise SwinIRError(f"{self.task} needs --sigma (noise level on the 0-255 scale, e.g. 15, 25, 50)")
+            raise SwinIRError(f"{self.task} needs --sigma ({LEVEL_LABELS['sigma']}, e.g. 15, 25, 50)")
         if spec.level == "quality" and (self.quality is None or not 1 <= self.quality <= 100):
-            raise SwinIRError(f"{self.task} needs --quality (JPEG quality 1-100, e.g. 10, 20, 30, 40)")
+            raise SwinIRError(f"{self.task} needs --quality ({LEVEL_LABELS['quality']} 1-100, e.g. 10, 20, 30, 40)")
         if self.gray_luma not in ("replicate", "raw"):
             raise SwinIRError(f"gray_luma must be 'replicate' or 'raw', got {self.gray_luma!r}")
 
@@ -65,6 +64,11 @@ class EvalSettings:
     def border(self) -> int:
         """Pixels cropped from each side before metrics: the scale for SR, 0 otherwise."""
         return self.spec.metric_border(self.scale)
+
+    @property
+    def level(self) -> float | None:
+        """The degradation's level: the sigma or the quality, as the task's ``level`` names; None without one."""
+        return {"sigma": self.sigma, "quality": self.quality}.get(self.spec.level or "")
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
@@ -99,32 +103,9 @@ def sample_files(settings: EvalSettings, hr_dir: Path | None, lr_dir: Path | Non
 
 
 def degrade(hr: np.ndarray, settings: EvalSettings, *, lr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The protocol's ``(ground truth, degraded input)`` for one image ``hr`` (uint8, read per the task).
-
-    SR: ``lr`` (the LR file) if given, else MATLAB bicubic of ``modcrop(hr, scale)``; the ground truth is
-    ``hr`` cropped top-left to ``lr * scale``. Denoising: float64 noisy input (seed 0), neither clipped nor
-    quantised. JPEG: OpenCV JPEG at the quality (gray JPEG runs on the rounded Y the ``y`` read mode gives).
-    Photo SR: MATLAB bicubic of ``modcrop(hr, scale)``, then OpenCV JPEG at the quality (a fixed stand-in for a
-    photo that was resized and saved as JPEG; deterministic, so every model sees the same inputs).
-    """
-    kind = settings.spec.degradation
-    if kind == "bicubic":
-        s = settings.scale
-        if lr is None:
-            lr = imresize(modcrop(hr, s), 1 / s)
-        h, w = lr.shape[:2]
-        if h * s > hr.shape[0] or w * s > hr.shape[1]:
-            raise SwinIRError(f"LR {w}x{h} times {s} is larger than the HR image {hr.shape[1]}x{hr.shape[0]}")
-        return hr[: h * s, : w * s], lr
-    if kind == "photo":
-        s = settings.scale
-        hr = modcrop(hr, s)
-        return hr, jpeg_compress(imresize(hr, 1 / s), int(settings.quality))
-    if kind == "noise":
-        return hr, add_gaussian_noise(hr.astype(np.float32) / 255.0, float(settings.sigma), seed=NOISE_SEED)
-    if kind == "jpeg":
-        return hr, jpeg_compress(hr, int(settings.quality))
-    raise SwinIRError(f"{settings.task} has no synthetic test degradation; its inputs are LR files (--lr)")
+    """The protocol's ``(ground truth, degraded input)`` for one image ``hr`` (uint8, read per the task), with
+    the settings' scale and level (:func:`swinir.taskops.paper_degradation`; ``lr``: the LR file, for SR)."""
+    return paper_degradation(settings.spec, hr, settings.scale, settings.level, lr=lr)
 
 
 def load_sample(path: Path, settings: EvalSettings, lr_dir: Path | None = None) -> Sample:

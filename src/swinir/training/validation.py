@@ -4,12 +4,13 @@ The EMA weights restore every validation input through :func:`swinir.engine.rest
 ``swinir restore`` and ``swinir eval``: the reference test script's mirror padding (which always adds up to one
 window, :func:`swinir.engine.pad_reference`), tiles only where the image does not fit the memory budget (blended
 by the reference's plain average, as eval does), the output clipped to [0, 1] and quantised to 8 bits. Scores
-follow the task table :mod:`swinir.tasks`: PSNR/SSIM on luma with a ``scale``-pixel border for SR, on the
-image's own channels with no border for denoising and JPEG; plus the mean absolute error (0-1 scale) over the
-same pixels. So a run's ``val_psnr`` is the number ``swinir eval`` gives for the same weights and inputs.
+are ``swinir eval``'s (:func:`swinir.taskops.score`, the task's headline PSNR/SSIM: on luma with a
+``scale``-pixel border for SR, on the image's own channels with no border for denoising and JPEG), plus the
+mean absolute error (0-1 scale) over the same pixels. So a run's ``val_psnr`` is the number ``swinir eval``
+gives for the same weights and inputs.
 
-The baseline is scored the same way: MATLAB bicubic upscaling of the 8-bit input for SR, the (8-bit) degraded
-input itself otherwise.
+The baseline is the task's (:attr:`swinir.tasks.Task.baseline`, :func:`swinir.taskops.run_baseline`), scored
+the same way: MATLAB bicubic upscaling of the 8-bit input for SR, the (8-bit) degraded input itself otherwise.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from torch import nn
 
-from ..degradations import imresize
+from .. import taskops
 from ..engine import restore
-from ..metrics import psnr, quantize, ssim
-from ..tasks import get_task
+from ..metrics import quantize
+from ..tasks import BASELINE_LABELS, get_task
 from .config import RunConfig
 from .data import ValImage
 
@@ -45,10 +46,9 @@ class Validation:
     """Scores on a fixed validation set (empty on ranks other than 0, or without ``val.folder``)."""
 
     def __init__(self, config: RunConfig, images: Sequence[ValImage]) -> None:
-        task = get_task(config.task.name)
+        task = self.task = get_task(config.task.name)
         self.images = list(images)
         self.scale = config.task.scale
-        self.upsamples = task.upsamples
         self.border = task.metric_border(self.scale)
         self.y_channel = task.y_metrics
 
@@ -57,19 +57,21 @@ class Validation:
 
     @property
     def baseline_name(self) -> str:
-        return "bicubic" if self.upsamples else "degraded input"
+        return BASELINE_LABELS[self.task.baseline]
 
     def score(self, outputs: Callable[[ValImage], np.ndarray]) -> Scores:
-        """Mean ``psnr``, ``ssim`` and ``l1`` of the 8-bit ``outputs(image)`` over the set; {} without images."""
+        """Mean ``psnr``, ``ssim`` (the task's headline metrics) and ``l1`` of the 8-bit ``outputs(image)`` over
+        the set; {} without images."""
         if not self.images:
             return {}
+        keys = self.task.headline_metrics
         b, rows = self.border, []
         for image in self.images:
             out, gt = outputs(image), image.gt
+            scores = taskops.score(self.task, out, gt, self.scale, keys)
             crop = (slice(b, gt.shape[0] - b or None), slice(b, gt.shape[1] - b or None))
             l1 = float(np.abs(out[crop].astype(np.float64) - gt[crop]).mean() / 255.0)
-            rows.append((psnr(out, gt, border=b, y_channel=self.y_channel),
-                         ssim(out, gt, border=b, y_channel=self.y_channel), l1))
+            rows.append((scores[keys[0]], scores[keys[1]], l1))
         psnrs, ssims, l1s = zip(*rows, strict=True)
         return {"psnr": float(np.mean(psnrs)), "ssim": float(np.mean(ssims)), "l1": float(np.mean(l1s))}
 
@@ -83,4 +85,4 @@ class Validation:
 
     def _baseline(self, image: ValImage) -> np.ndarray:
         lq8 = quantize(_as_image(image.lq.numpy(), image.gt.ndim == 2))
-        return imresize(lq8, float(self.scale)) if self.upsamples else lq8
+        return taskops.run_baseline(self.task.baseline, lq8, self.scale)
