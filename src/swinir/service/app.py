@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from importlib import resources
 from pathlib import Path
@@ -131,10 +131,22 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     )
     app.state.settings, app.state.registry, app.state.work = settings, registry, work
     app.state.jobs = JobStore(settings.result_ttl, keep=max(16, 2 * work.capacity))
-    limit_mb = settings.max_upload_bytes / MB
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD,  # type: ignore[arg-type]
-                       message=f"the upload is larger than the limit of {limit_mb:g} MB (--max-upload-mb)")
+                       message=f"the upload is larger than the limit of {settings.max_upload_bytes / MB:g} MB "
+                               "(--max-upload-mb)")
     _add_error_handlers(app)
+    _add_restore_routes(app, _admission(settings, registry, work))
+    _add_status_routes(app, registry, work)
+    _add_page_routes(app, settings.static_dir or static_dir())
+    return app
+
+
+Admit = Callable[[RestoreRequest, bytes], tuple[Job, "Future[None]"]]
+
+
+def _admission(settings: Settings, registry: ModelRegistry, work: WorkQueue) -> Admit:
+    """The check every restore request passes: its size, its model and options, a queue slot."""
+    limit_mb = settings.max_upload_bytes / MB
 
     def admit(form: RestoreRequest, data: bytes) -> tuple[Job, Future[None]]:
         """Check the request against its model and take a queue slot, or raise the HTTP error."""
@@ -152,6 +164,12 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
             raise HTTPException(503, f"busy: {work.capacity} jobs are running or waiting; retry shortly",
                                 headers={"Retry-After": str(work.retry_after())})
         return job, future
+
+    return admit
+
+
+def _add_restore_routes(app: FastAPI, admit: Admit) -> None:
+    """``POST /v1/restore`` (waits, answers the PNG) and the jobs API (submit, poll, fetch the result)."""
 
     @app.post("/v1/restore", tags=["restore"], response_class=Response, responses={**PNG_RESPONSE, **ERRORS},
               summary="Restore an image and return the PNG", operation_id="restore")
@@ -189,6 +207,10 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
             raise HTTPException(409, f"job {job_id} is {job.state}; poll /v1/jobs/{job_id} until it is done")
         return _result_response(job)
 
+
+def _add_status_routes(app: FastAPI, registry: ModelRegistry, work: WorkQueue) -> None:
+    """``GET /v1/models`` and ``GET /healthz``."""
+
     @app.get("/v1/models", tags=["models"], response_model=ModelList, summary="The models this server runs",
              operation_id="list_models")
     async def models() -> ModelList:
@@ -198,7 +220,9 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
     async def healthz() -> Health:
         return Health(status="ok", models=len(registry), busy=work.admitted, capacity=work.capacity)
 
-    page = settings.static_dir or static_dir()
+
+def _add_page_routes(app: FastAPI, page: Path) -> None:
+    """The web page at ``/``, its files under ``/static``, the icon."""
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -209,7 +233,6 @@ def create_app(settings: Settings, registry: ModelRegistry | None = None) -> Fas
         return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     app.mount("/static", StaticFiles(directory=page), name="static")
-    return app
 
 
 # --------------------------------------------------------------------------------------------------
