@@ -228,14 +228,14 @@ def test_exported_ema_weights_load_with_swinir_load(data_root: Path, tmp_path: P
     model = swinir.load(out)
     assert model.metadata["swinir.task"] == "classical_sr" and model.metadata["swinir.iterations"] == "6"
     assert model.metadata["swinir.weights"] == "params_ema"
-    for key, value in model.state_dict().items():
+    for key, value in model.network.state_dict().items():
         assert torch.equal(value, state["params_ema"][key])
     best = swinir.load(export_weights(run, tmp_path / "best.safetensors", "best"))
     assert float(best.metadata["swinir.val_psnr"]) > 0
     header = (run / "log.csv").read_text().splitlines()[0]
     assert header == "iteration,loss,lr,val_psnr,val_ssim,val_l1,seconds"
     from_checkpoint = swinir.load(list_checkpoints(run)[-1][1])  # a training checkpoint loads too: params_ema
-    assert all(torch.equal(v, state["params_ema"][k]) for k, v in from_checkpoint.state_dict().items())
+    assert all(torch.equal(v, state["params_ema"][k]) for k, v in from_checkpoint.network.state_dict().items())
 
 
 def test_tensorboard_records_are_framed_and_checksummed(tmp_path: Path) -> None:

@@ -89,3 +89,11 @@ def test_a_stage_in_the_table_brings_its_column_and_checkpoint_key(data_root: Pa
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["iteration", "loss", "lr", "val_psnr", "val_ssim", "val_l1", "seconds", "steps_seen"]
     assert [(r["iteration"], r["steps_seen"]) for r in rows] == [("1", "1"), ("2", "2"), ("3", "3"), ("4", "4")]
+
+
+def test_every_stage_a_config_may_name_is_in_the_table() -> None:
+    from typing import get_args
+
+    from swinir.training.config import Stage
+
+    assert set(get_args(Stage)) == set(stages_module.STAGES) == {"psnr", "gan"}
