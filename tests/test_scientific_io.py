@@ -74,7 +74,7 @@ def test_zarr_refusals_and_no_partial_output(tmp_path: Path, gray: Path, monkeyp
 
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "a.png")
     assert run("restore", tmp_path / "a.png", "-o", tmp_path / "a.zarr", "-w", gray) == 1
-    assert "Zarr is read and written for TIFF or Zarr images only" in error_line(capsys)
+    assert ".zarr output is made from TIFF, Zarr or DICOM inputs only" in error_line(capsys)
     zarr.open_group(tmp_path / "empty.zarr", mode="w")
     assert run("restore", tmp_path / "empty.zarr", "-o", tmp_path / "e.tif", "-w", gray) == 1
     assert "a Zarr group without an image" in error_line(capsys)
@@ -92,3 +92,90 @@ def test_zarr_refusals_and_no_partial_output(tmp_path: Path, gray: Path, monkeyp
     assert run("restore", tmp_path / "b.tif", "-o", tmp_path / "out" / "b.zarr", "-w", gray) == 1
     assert "No space left on device" in error_line(capsys)
     assert list((tmp_path / "out").iterdir()) == []  # neither the store nor its temporary folder
+
+
+# ----------------------------------------------------------------------------------------------- DICOM
+
+
+def dicom_slice(path: Path, stored: np.ndarray, *, slope: float, intercept: float, bits_stored: int,
+                photometric: str = "MONOCHROME2") -> str:
+    """A CT image storage file made with pydicom; returns its SOP Instance UID."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    uid = generate_uid()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = CTImageStorage, uid
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, uid
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.5"
+    ds.Modality, ds.PatientName, ds.ImageType = "CT", "Test^Phantom", ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.PixelSpacing, ds.RescaleSlope, ds.RescaleIntercept = [0.7, 0.6], slope, intercept
+    ds.set_pixel_data(stored, photometric, bits_stored, generate_instance_uid=False)
+    ds.save_as(path, enforce_file_format=True)
+    return uid
+
+
+def test_dicom_derived_output_respects_the_rescale(tmp_path: Path, gray: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """One CT slice in Hounsfield units, stored two ways (unsigned 12-bit with intercept -1024; signed 16-bit
+    with slope 0.5): restored alike in HU, each written back through its own rescale as a derived instance."""
+    import pydicom
+
+    from swinir.levels import full_range
+    from test_scientific import expected
+
+    hu = np.round(np.random.default_rng(9).random((40, 36)) * 2500 - 1000)
+    uid = dicom_slice(tmp_path / "a.dcm", (hu + 1024).astype(np.uint16), slope=1.0, intercept=-1024.0,
+                      bits_stored=12)
+    dicom_slice(tmp_path / "b.dcm", (2 * hu).astype(np.int16), slope=0.5, intercept=0.0, bits_stored=16)
+    for name in ("a", "b"):
+        assert run("restore", tmp_path / f"{name}.dcm", "-o", tmp_path / f"{name}_x2.dcm", "-w", gray) == 0
+    assert "to 0..4095, the stored range of the DICOM's BitsStored" in capsys.readouterr().out  # a's 12 bits
+    a, b = (pydicom.dcmread(tmp_path / f"{name}_x2.dcm") for name in ("a", "b"))
+    hu_a = a.pixel_array * float(a.RescaleSlope) + float(a.RescaleIntercept)
+    hu_b = b.pixel_array * float(b.RescaleSlope) + float(b.RescaleIntercept)
+    levels = full_range(np.float32, hu.min(), hu.max())  # float data beyond [0, 1]: its own range
+    want = np.clip(np.round(expected(gray, hu.astype(np.float32), levels) + 1024), 0, 4095) - 1024
+    inside = (hu_a > -1024) & (hu_a < 3071)  # where a's 12 stored bits did not clip the random model's output
+    assert np.array_equal(hu_a, want) and inside.mean() > 0.3 and np.abs(hu_a - hu_b)[inside].max() <= 0.5 + 1e-3
+    assert (a.Rows, a.Columns, a.BitsStored, a.PixelRepresentation, b.PixelRepresentation) == (80, 72, 12, 0, 1)
+    assert a.SOPInstanceUID != uid and a.file_meta.MediaStorageSOPInstanceUID == a.SOPInstanceUID
+    assert a.SeriesInstanceUID != "1.2.3.4.5" and a.StudyInstanceUID == "1.2.3.4" and a.PatientName == "Test^Phantom"
+    assert list(a.ImageType) == ["DERIVED", "SECONDARY", "AXIAL"] and "x2" in a.DerivationDescription
+    assert [float(v) for v in a.PixelSpacing] == [0.35, 0.3]
+    assert a.SourceImageSequence[0].ReferencedSOPInstanceUID == uid
+
+
+def test_dicom_to_tiff_and_refusals(tmp_path: Path, gray: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import pydicom
+    from pydicom.encaps import encapsulate
+
+    stored = (np.random.default_rng(10).random((24, 20)) * 4000).astype(np.uint16)
+    dicom_slice(tmp_path / "one.dcm", stored, slope=1.0, intercept=-1024.0, bits_stored=12)
+    assert run("restore", tmp_path / "one.dcm", "-o", tmp_path / "one.tif", "-w", gray) == 0
+    with tifffile.TiffFile(tmp_path / "one.tif") as tif:  # HU as float32; 0.35 x 0.3 mm pixels in px/cm
+        assert tif.series[0].dtype == np.float32 and tif.series[0].shape == (48, 40)
+        x_res, y_res = tif.pages[0].tags["XResolution"].value, tif.pages[0].tags["YResolution"].value
+    assert x_res[0] / x_res[1] == pytest.approx(10 / 0.3) and y_res[0] / y_res[1] == pytest.approx(10 / 0.35)
+    dicom_slice(tmp_path / "frames.dcm", np.zeros((2, 8, 8), np.uint16), slope=1, intercept=0, bits_stored=12)
+    dicom_slice(tmp_path / "rgb.dcm", np.zeros((8, 8, 3), np.uint8), slope=1, intercept=0, bits_stored=8,
+                photometric="RGB")
+    dicom_slice(tmp_path / "jls.dcm", np.zeros((8, 8), np.uint16), slope=1, intercept=0, bits_stored=12)
+    ds = pydicom.dcmread(tmp_path / "jls.dcm")
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.80"  # JPEG-LS lossless: no decoder installed here
+    ds.PixelData = encapsulate([b"\xff\xd8 not really JPEG-LS"])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(tmp_path / "jls.dcm", enforce_file_format=True)
+    (tmp_path / "text.dcm").write_text("not a DICOM")
+    tifffile.imwrite(tmp_path / "c.tif", stored)
+    for name, out, message in [("frames.dcm", "f.dcm", "a multi-frame DICOM (2 frames)"),
+                               ("rgb.dcm", "r.dcm", "a colour DICOM (RGB)"),
+                               ("jls.dcm", "j.dcm", "which the installed decoders cannot read"),
+                               ("text.dcm", "t.dcm", "not a DICOM file"),
+                               ("c.tif", "c.dcm", "a DICOM output is derived from a DICOM input, not from .tif"),
+                               ("one.dcm", "one.png", "a DICOM input is written as .tif or .zarr (or .dcm), not .png")]:
+        assert run("restore", tmp_path / name, "-o", tmp_path / out, "-w", gray) == 1, name
+        assert message in error_line(capsys), name
+        assert not (tmp_path / out).exists()

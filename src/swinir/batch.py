@@ -42,7 +42,7 @@ from .video import VIDEO_SUFFIXES, EncodeOptions, check_encode_options, restore_
 from .zarrs import is_zarr
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm",
-                            ".pnm", ".zarr"})  # a .zarr is a folder: an input only when named itself
+                            ".pnm", ".zarr", ".dcm", ".dicom"})  # a .zarr is a folder: an input only when named
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 _LISTED_FAILURES = 10  # failed files named in the summary; the rest are counted
 

@@ -27,7 +27,8 @@ images with alpha or a palette (:func:`swinir.tiffs.open_tiff` declines them), k
    below 4 GB, which ImageJ needs), through :func:`swinir.fileio.atomic_path`, so an interrupted or failed run
    (disk full) leaves no output and the same command continues where the batch stopped. A ``.zarr`` output
    takes the same tiles, one chunk each (:mod:`swinir.zarrs`: OME-Zarr where the axes allow), and a ``.zarr``
-   input is read like a TIFF, band by band.
+   input is read like a TIFF, band by band. A single-frame DICOM comes in as its modality values and goes out
+   as a derived DICOM (:mod:`swinir.dicoms`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .dicoms import is_dicom, open_dicom, write_dicom
 from .engine import (
     MIN_TILE_WINDOWS,
     Blend,
@@ -96,26 +98,33 @@ def tiff_options(args: Any, model_name: str) -> TiffOptions:
 
 def restore_tiff(model: Any, src: Path, dst: Path, options: RestoreOptions, tiff: TiffOptions, *,
                  progress: Progress | None = None, notify: Callable[[str], None] = print) -> bool:
-    """Restore the TIFF or Zarr ``src`` into the TIFF or Zarr ``dst`` (see the module docstring); False when
-    this is not such a job, or ``src`` is a single image for the ordinary path (nothing done then)."""
-    zarr_in, zarr_out = is_zarr(src), is_zarr(dst)
-    if not ((is_tiff(src) or zarr_in) and (is_tiff(dst) or zarr_out)):
-        if zarr_in or zarr_out:
-            raise SwinIRError(f"{src} -> {dst}: Zarr is read and written for TIFF or Zarr images only; write a "
-                              f"{'.tif' if zarr_in else '.png'} output instead")
+    """Restore the TIFF, Zarr or DICOM ``src`` into a TIFF, Zarr or (from DICOM) DICOM ``dst`` (see the module
+    docstring); False when this is not such a job, or ``src`` is a single image for the ordinary path (nothing
+    done then)."""
+    kind_in, kind_out = _format(src), _format(dst)
+    if kind_in is None or kind_out is None or (kind_out == "dicom" and kind_in != "dicom"):
+        if {kind_in, kind_out} & {"zarr", "dicom"}:  # nothing else reads or writes these
+            raise SwinIRError(_refusal(src, dst, kind_in, kind_out))
         return False
-    with open_zarr(src) if zarr_in else open_tiff(src) as source:
+    with _READERS[kind_in](src) as source:
         if source is None:
-            if zarr_out:
-                raise SwinIRError(f"{src}: has alpha, a palette or an orientation, which Zarr output does not keep; "
-                                  "write a .tif or .png output instead")
+            if kind_out != "tiff":
+                raise SwinIRError(f"{src}: has alpha, a palette or an orientation, which {dst.suffix} output does "
+                                  "not keep; write a .tif or .png output instead")
             return False
         run = _Run.plan(model, source, options, tiff)
         for line in [*source.notes, *run.meta.notes, *run.notices()]:
             notify(line)
-        if zarr_out:
+        if kind_out == "zarr":
             with atomic_folder(dst) as tmp:
                 write_zarr(tmp, run.tiles(progress), run.meta)
+        elif kind_out == "dicom":
+            with atomic_path(dst) as tmp:
+                clipped = write_dicom(tmp, run.tiles(progress), run.meta, source, int(model.upscale))
+            if clipped:
+                low, high = source.stored_range
+                notify(f"clipped {clipped:,} of {int(np.prod(run.meta.shape)):,} output values to {low}..{high}, "
+                       "the stored range of the DICOM's BitsStored")
         else:
             with atomic_path(dst) as tmp:
                 write_tiff(tmp, run.tiles(progress), run.meta)
@@ -125,6 +134,24 @@ def restore_tiff(model: Any, src: Path, dst: Path, options: RestoreOptions, tiff
             notify(f"clipped {run.clipped:,} of {total:,} output values ({100 * run.clipped / total:.3g}%) to "
                    f"{ranges}, the range the {run.meta.dtype} data holds")
     return True
+
+
+_READERS = {"tiff": open_tiff, "zarr": open_zarr, "dicom": open_dicom}
+
+
+def _refusal(src: Path, dst: Path, kind_in: str | None, kind_out: str | None) -> str:
+    """The one line for a Zarr or DICOM job this module cannot do."""
+    if kind_out == "dicom" and kind_in is not None:
+        return f"{dst}: a DICOM output is derived from a DICOM input, not from {src.suffix}; write .tif or .zarr"
+    if kind_out is None:
+        return f"{src}: a {kind_in.upper() if kind_in == 'dicom' else 'Zarr'} input is written as .tif or .zarr" + (
+            " (or .dcm)" if kind_in == "dicom" else "") + f", not {dst.suffix or 'a folder'}"
+    return f"{src}: {dst.suffix} output is made from TIFF, Zarr or DICOM inputs only; write .png or .tif instead"
+
+
+def _format(path: Path) -> str | None:
+    """Which reader or writer of this module a path takes, by its suffix; None for the ordinary path's."""
+    return "tiff" if is_tiff(path) else "zarr" if is_zarr(path) else "dicom" if is_dicom(path) else None
 
 
 @dataclass
