@@ -20,7 +20,7 @@ from swinir.errors import OptionRefused, SwinIRError, WeightsMismatch
 from swinir.metadata import CONFIG_KEY, ModelMetadata, entries
 from swinir.presets import PRESETS, ModelConfig, architecture_family, published_img_range
 from swinir.service.registry import api_words
-from swinir.taskops import PAPER_DEGRADATIONS, paper_degradation, run_baseline, score
+from swinir.taskops import DEGRADATIONS, paper_degradation, run_baseline, score
 from swinir.tasks import RESTORE_LEVELS, TASKS, get_task, level_family
 
 SMALL = ModelConfig(upscale=2, in_chans=3, img_size=16, window_size=8, depths=(2,), embed_dim=12, num_heads=(2,),
@@ -199,8 +199,9 @@ def test_refusals_survive_pickling_and_mismatches_keep_their_detail() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_every_task_with_ground_truth_has_a_paper_degradation() -> None:
-    assert {t.degradation for t in TASKS.values() if t.has_ground_truth} <= set(PAPER_DEGRADATIONS)
+def test_every_degradation_has_its_training_draw_and_a_test_protocol_where_there_is_ground_truth() -> None:
+    assert {t.degradation for t in TASKS.values()} == set(DEGRADATIONS)
+    assert all(DEGRADATIONS[t.degradation].paper is not None for t in TASKS.values() if t.has_ground_truth)
     with pytest.raises(SwinIRError, match="no synthetic test degradation"):
         paper_degradation(get_task("real_sr"), np.zeros((8, 8, 3), np.uint8), 4, None)
 

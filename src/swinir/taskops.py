@@ -1,33 +1,90 @@
-"""What the task table's entries do to images: the paper's test degradation, the baseline, the scores.
+"""What the task table's entries do to images: degradations (for training and for the paper's test), the
+baseline, the scores.
 
 :data:`swinir.tasks.TASKS` says what each task is; this module holds the functions that act on those facts,
-so that ``swinir eval`` (:mod:`swinir.evaluation`) and validation during training
-(:mod:`swinir.training.validation`), which may not import each other, call the same code:
+so that ``swinir eval`` (:mod:`swinir.evaluation`) and training (:mod:`swinir.training`), which may not import
+each other, call the same code:
 
-* :func:`paper_degradation`: the protocol's ``(ground truth, input)`` of one image (``shared/PROTOCOL.md``):
-  the LR file or MATLAB bicubic for SR, seed-0 Gaussian noise, OpenCV JPEG, bicubic-then-JPEG for photos;
+* :data:`DEGRADATIONS`: per :data:`~swinir.tasks.Degradation`, its two uses side by side: the random draw of
+  training (:func:`training_degradation`: a ground-truth patch to a network input at a drawn level) and the
+  protocol of the paper's test (:func:`paper_degradation`, ``shared/PROTOCOL.md``: the LR file or MATLAB
+  bicubic for SR, seed-0 Gaussian noise, OpenCV JPEG, bicubic-then-JPEG for photos);
 * :func:`run_baseline`: what the model is compared with (:attr:`swinir.tasks.Task.baseline`);
 * :func:`score`: the task's metrics of an 8-bit output, with its border.
-
-Training's random degradations (a level drawn per patch) stay with the trainer; a task's ``degradation``
-names the entry here and there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from .degradations import add_gaussian_noise, imresize, jpeg_compress, modcrop
+from .degradations import (
+    PhotoDegradationConfig,
+    RealDegradationConfig,
+    add_gaussian_noise,
+    imresize,
+    jpeg_compress,
+    modcrop,
+    photo_degrade,
+    real_degrade,
+)
 from .errors import SwinIRError
 from .metrics import psnr, psnrb, rgb_to_y, ssim
 from .tasks import Baseline, Degradation, Task
 
 NOISE_SEED = 0  # the reference seeds numpy with 0 before every image
 
+TrainingDegrade = Callable[[np.ndarray, np.random.Generator, int, "float | None"], np.ndarray]
+"""``(hr, rng, scale, level) -> network input``: a ground-truth patch (uint8, or float32 on [0, 1] from 16-bit
+and float files) to float32 on [0, 1] (noisy inputs neither clipped nor rounded, as at test time); ``level`` is
+the drawn sigma or quality (None if the task has none)."""
+
 PaperDegrade = Callable[[np.ndarray, int, "float | None", "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
 """``(hr, scale, level, lr) -> (ground truth, input)``; ``lr`` is a pre-made LR file's pixels, where given."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Training: a level drawn per patch
+# --------------------------------------------------------------------------------------------------
+
+
+def as_unit(img: np.ndarray) -> np.ndarray:
+    """A patch on the [0, 1] scale as float32: uint8 divided by 255, float (already on that scale) as it is."""
+    return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32, copy=False)
+
+
+def bicubic_down(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
+    """MATLAB bicubic downscaling: on the uint8 path (each pass rounded) for 8-bit patches, as the benchmark LR
+    files are made; unrounded for float ones."""
+    return as_unit(imresize(hr, 1 / scale))
+
+
+def gaussian_noise(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
+    """``hr + N(0, level / 255)`` on the [0, 1] scale, float32 and unclipped."""
+    clean = as_unit(hr)
+    return clean + rng.normal(0.0, float(level) / 255.0, clean.shape).astype(np.float32)  # type: ignore[arg-type]
+
+
+def jpeg(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
+    """OpenCV JPEG at quality ``level``."""
+    return jpeg_compress(hr, int(level)).astype(np.float32) / 255.0  # type: ignore[arg-type]
+
+
+def real_world(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
+    """The second-order real-world degradation (blur, resize, noise, JPEG twice; Real-ESRGAN's ranges)."""
+    return real_degrade(as_unit(hr), rng, RealDegradationConfig(scale=scale))
+
+
+def photo(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
+    """The first-order photo degradation (mild blur, antialiased downscale, mild noise), JPEG at quality ``level``."""
+    return photo_degrade(as_unit(hr), rng, int(level), PhotoDegradationConfig(scale=scale))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------------
+# The paper's test: fixed and deterministic
+# --------------------------------------------------------------------------------------------------
 
 
 def _bicubic(hr: np.ndarray, scale: int, level: float | None, lr: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -58,19 +115,37 @@ def _jpeg(hr: np.ndarray, scale: int, level: float | None, lr: np.ndarray | None
     return hr, jpeg_compress(hr, int(level))  # type: ignore[arg-type]
 
 
-PAPER_DEGRADATIONS: dict[Degradation, PaperDegrade] = {"bicubic": _bicubic, "photo": _photo, "noise": _noise,
-                                                     "jpeg": _jpeg}
-"""The protocol of each degradation; ``real`` has none (its inputs are LR files, without ground truth)."""
+@dataclass(frozen=True)
+class DegradationSteps:
+    """One degradation's two uses: ``training`` draws a network input from a ground-truth patch; ``paper`` is
+    the fixed protocol of the paper's test (None where the inputs are LR files without ground truth)."""
+
+    training: TrainingDegrade
+    paper: PaperDegrade | None
+
+
+DEGRADATIONS: dict[Degradation, DegradationSteps] = {
+    "bicubic": DegradationSteps(bicubic_down, _bicubic),
+    "real": DegradationSteps(real_world, None),
+    "photo": DegradationSteps(photo, _photo),
+    "noise": DegradationSteps(gaussian_noise, _noise),
+    "jpeg": DegradationSteps(jpeg, _jpeg),
+}
+
+
+def training_degradation(task: Task, hr: np.ndarray, rng: np.random.Generator, scale: int,
+                         level: float | None) -> np.ndarray:
+    """A training input of the ground-truth patch ``hr`` for ``task`` at ``level`` (:data:`DEGRADATIONS`)."""
+    return DEGRADATIONS[task.degradation].training(hr, rng, scale, level)
 
 
 def paper_degradation(task: Task, hr: np.ndarray, scale: int, level: float | None, *,
-                     lr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      lr: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The protocol's ``(ground truth, degraded input)`` for one image ``hr`` (uint8, read per the task's read
-    mode) at ``level`` (the sigma or quality, None for tasks without one): :data:`PAPER_DEGRADATIONS`."""
-    try:
-        degrade = PAPER_DEGRADATIONS[task.degradation]
-    except KeyError:
-        raise SwinIRError(f"{task.name} has no synthetic test degradation; its inputs are LR files (--lr)") from None
+    mode) at ``level`` (the sigma or quality, None for tasks without one): :data:`DEGRADATIONS`."""
+    degrade = DEGRADATIONS[task.degradation].paper
+    if degrade is None:
+        raise SwinIRError(f"{task.name} has no synthetic test degradation; its inputs are LR files (--lr)")
     return degrade(hr, scale, level, lr)
 
 

@@ -7,15 +7,15 @@ reading a file per the task's read mode, drawing a level, degrading a patch.
 A degradation takes a ground-truth patch (HxW or HxWx3 RGB; uint8 from 8-bit files, float32 on [0, 1] from 16-bit
 and float TIFFs, see :func:`swinir.datasets.read_training_image`) and a :class:`numpy.random.Generator` and
 returns the network input as float32 on the [0, 1] scale (noisy inputs are neither clipped nor rounded, as at
-test time). The level (noise sigma, JPEG quality) is drawn per sample from the config's range (``task.sigma``,
-``task.quality``: blind training) unless a fixed one is given (validation). Denoising with ``task.shot_noise``
-set adds Poisson-Gaussian noise instead of Gaussian: photon shot noise of a gain drawn from that range, and
-read noise of the drawn sigma (:meth:`TaskBehaviour.degrade` is where the choice is made).
+test time): the training side of :data:`swinir.taskops.DEGRADATIONS`, beside the paper's test protocol. The
+level (noise sigma, JPEG quality) is drawn per sample from the config's range (``task.sigma``, ``task.quality``:
+blind training) unless a fixed one is given (validation). Denoising with ``task.shot_noise`` set adds
+Poisson-Gaussian noise instead of Gaussian: photon shot noise of a gain drawn from that range, and read noise of
+the drawn sigma (:meth:`TaskBehaviour.degrade` is where the choice is made).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,65 +23,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..datasets import read_reference, read_training_image
-from ..degradations import (
-    PhotoDegradationConfig,
-    RealDegradationConfig,
-    add_poisson_gaussian_noise,
-    imresize,
-    jpeg_compress,
-    photo_degrade,
-    real_degrade,
-)
+from ..degradations import add_poisson_gaussian_noise
 from ..errors import SwinIRError
-from ..tasks import TASKS, Degradation, Task
+from ..taskops import as_unit, training_degradation
+from ..tasks import TASKS, Task
 
 if TYPE_CHECKING:  # annotations only: config imports this module to check a run's semantics
     from .config import TaskConfig
-
-Degrade = Callable[[np.ndarray, np.random.Generator, int, "float | None"], np.ndarray]
-"""``(hr, rng, scale, level) -> network input``; ``level`` is the drawn sigma or quality (None if the task has none)."""
-
-
-def as_unit(img: np.ndarray) -> np.ndarray:
-    """A patch on the [0, 1] scale as float32: uint8 divided by 255, float (already on that scale) as it is."""
-    return img.astype(np.float32) / 255.0 if img.dtype == np.uint8 else img.astype(np.float32, copy=False)
-
-
-def bicubic_down(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
-    """MATLAB bicubic downscaling: on the uint8 path (each pass rounded) for 8-bit patches, as the benchmark LR
-    files are made; unrounded for float ones."""
-    return as_unit(imresize(hr, 1 / scale))
-
-
-def gaussian_noise(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
-    """``hr + N(0, level / 255)`` on the [0, 1] scale, float32 and unclipped."""
-    clean = as_unit(hr)
-    return clean + rng.normal(0.0, float(level) / 255.0, clean.shape).astype(np.float32)
 
 
 def poisson_gaussian_noise(hr: np.ndarray, rng: np.random.Generator, gain: float, sigma: float) -> np.ndarray:
     """Photon shot noise of ``gain`` plus read noise of ``sigma`` (0-255 scale) on the [0, 1] scale: variance
     ``gain * hr + (sigma / 255) ** 2`` (:func:`swinir.degradations.add_poisson_gaussian_noise`)."""
     return add_poisson_gaussian_noise(as_unit(hr), gain, sigma / 255.0, rng)
-
-
-def jpeg(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
-    """OpenCV JPEG at quality ``level``."""
-    return jpeg_compress(hr, int(level)).astype(np.float32) / 255.0
-
-
-def real_world(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
-    """The second-order real-world degradation (blur, resize, noise, JPEG twice; Real-ESRGAN's ranges)."""
-    return real_degrade(as_unit(hr), rng, RealDegradationConfig(scale=scale))
-
-
-def photo(hr: np.ndarray, rng: np.random.Generator, scale: int, level: float | None) -> np.ndarray:
-    """The first-order photo degradation (mild blur, antialiased downscale, mild noise), JPEG at quality ``level``."""
-    return photo_degrade(as_unit(hr), rng, int(level), PhotoDegradationConfig(scale=scale))
-
-
-DEGRADATIONS: dict[Degradation, Degrade] = {"bicubic": bicubic_down, "real": real_world, "photo": photo,
-                                            "noise": gaussian_noise, "jpeg": jpeg}
 
 
 @dataclass(frozen=True)
@@ -136,7 +90,7 @@ class TaskBehaviour:
             low, high = task.shot_noise
             gain = (low + high) / 2 if fixed else float(rng.uniform(low, high))
             return poisson_gaussian_noise(hr, rng, gain, float(level))  # type: ignore[arg-type]
-        return DEGRADATIONS[self.spec.degradation](hr, rng, task.scale, level)
+        return training_degradation(self.spec, hr, rng, task.scale, level)
 
     def validation_level(self, task: TaskConfig, sigma: float | None, quality: int | None) -> float | None:
         """The fixed noise sigma / JPEG quality of validation: the one given, else the middle of the range."""
