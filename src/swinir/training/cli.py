@@ -97,11 +97,11 @@ def _exported_what(path: Path, best: bool, which: str) -> str:
     from ..checkpoints import read_header
 
     _, meta = read_header(path)
-    iteration = f"iteration {int(meta.get('swinir.iterations', 0)):,}"
+    iteration = f"iteration {meta.iterations or 0:,}"
     if best:
-        return f"the best validated EMA weights, {float(meta['swinir.val_psnr']):.2f} dB at {iteration}"
-    if which == "best" and "swinir.val_psnr" in meta:
-        return (f"the newest checkpoint's EMA weights, {iteration}, validated at {float(meta['swinir.val_psnr']):.2f}"
+        return f"the best validated EMA weights, {meta.val_psnr:.2f} dB at {iteration}"
+    if which == "best" and meta.val_psnr is not None:
+        return (f"the newest checkpoint's EMA weights, {iteration}, validated at {meta.val_psnr:.2f}"
                 " dB: no best weights were kept (checkpoint.export_best is off)")
     if which == "best":
         return f"the newest checkpoint's EMA weights, {iteration}: no validation has run yet, so there is no best"

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import SwinIRError
 from ..hardware import machine_summary
+from ..metadata import ModelMetadata
 from .config import RunConfig
 
 
@@ -50,13 +51,14 @@ def continued_lineage(meta: Mapping[str, str]) -> Lineage:
 
     Weights without a history (exported before it was recorded) count as one segment of their iterations.
     """
-    if "swinir.iterations" not in meta:
+    meta = ModelMetadata(meta)
+    iterations = meta.iterations
+    if iterations is None:
         raise SwinIRError("train.continue_from needs weights exported by swinir train (they record their "
                           "iterations); to start a new run from other weights use train.init_weights")
-    iterations = int(meta["swinir.iterations"])
-    hours = float(meta.get("swinir.train_hours", 0.0))
-    cpu_hours = float(meta.get("swinir.cpu_hours", hours))
-    history = tuple(json.loads(meta["swinir.history"])) if "swinir.history" in meta else (
+    hours = meta.train_hours if meta.train_hours is not None else 0.0
+    cpu_hours = meta.cpu_hours if meta.cpu_hours is not None else hours
+    history = meta.history if meta.history is not None else (
         {"start": 0, "end": iterations, "hours": round(hours, 3), "note": "recorded before histories were kept"},)
     return Lineage(iterations, hours, cpu_hours, history)
 

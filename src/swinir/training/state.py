@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import random
 import re
 import sys
@@ -464,8 +463,8 @@ def export_weights(run_dir: str | Path, out: str | Path, which: Literal["best", 
     best = run_dir / BEST_WEIGHTS
     if which == "best" and has_best_weights(run_dir):
         weights, meta = read_checkpoint(best)
-        config = parse_config(json.loads(meta["swinir.training_config"]))
-        save_safetensors(out, weights, config.model, {k: v for k, v in meta.items() if k != "swinir.config"})
+        config = parse_config(meta.training_config)
+        save_safetensors(out, weights, config.model, meta.without_config())
         return out
     if which not in ("best", "last"):
         raise SwinIRError(f"export: which must be best or last, got {which!r}")
