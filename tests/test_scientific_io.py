@@ -179,3 +179,49 @@ def test_dicom_to_tiff_and_refusals(tmp_path: Path, gray: Path, capsys: pytest.C
         assert run("restore", tmp_path / name, "-o", tmp_path / out, "-w", gray) == 1, name
         assert message in error_line(capsys), name
         assert not (tmp_path / out).exists()
+
+
+# ----------------------------------------------------------------------------------------------- memory
+
+CHILD = """
+import json, resource, sys
+from swinir.cli import main
+import swinir.batch, swinir.streaming, tifffile, torch  # what restore imports, loaded before the baseline
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "grew_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base}))
+"""
+
+
+def test_a_streamed_restore_does_not_grow_with_the_image(tmp_path: Path) -> None:
+    """Peak RSS of a child process (its own getrusage) restoring a 512-row and a 3072-row TIFF, both over a
+    2 MB memory budget, hence streamed in bands: the peak may not grow with the height. An in-memory restore
+    holds the plane's input, output and blending weights in float32 (12 bytes a pixel, 15.7 MB for the 2,560
+    extra rows of 512 pixels); the streamed one must stay under half of that."""
+    import json
+    import subprocess
+    import sys
+
+    import torch
+
+    import swinir
+
+    torch.manual_seed(0)
+    cfg = swinir.ModelConfig(upscale=1, img_size=16, window_size=8, depths=(2,), embed_dim=6, num_heads=(1,),
+                             mlp_ratio=1.0, in_chans=1, upsampler="", resi_connection="1conv")
+    swinir.save_safetensors(tmp_path / "dn.safetensors", cfg.build(), cfg, {"task": "gray_dn"})
+    (tmp_path / "child.py").write_text(CHILD)
+    rng = np.random.default_rng(11)
+    grew = {}
+    for rows in (512, 3072):  # uint8: levels need no pass over the data
+        tifffile.imwrite(tmp_path / f"h{rows}.tif", (rng.random((rows, 512)) * 255).astype(np.uint8),
+                         tile=(256, 256), compression="zlib")
+        done = subprocess.run([sys.executable, str(tmp_path / "child.py"), "restore", str(tmp_path / f"h{rows}.tif"),
+                               "-o", str(tmp_path / f"o{rows}.tif"), "-w", str(tmp_path / "dn.safetensors"),
+                               "--max-memory", "0.002", "--tile", "64", "--tile-overlap", "16", "--threads", "1",
+                               "--precision", "fp32", "--quiet"], capture_output=True, text=True, timeout=300)
+        assert "streamed in bands of 64 rows" in done.stdout, done.stdout + done.stderr
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        assert result["code"] == 0 and tifffile.imread(tmp_path / f"o{rows}.tif").shape == (rows, 512)
+        grew[rows] = result["grew_kb"] * 1024
+    assert grew[3072] - grew[512] < 0.5 * 12 * (3072 - 512) * 512, grew
