@@ -64,8 +64,7 @@ def workspace(tmp_path: Path):
         cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(small, (40, 40), interpolation=cv2.INTER_CUBIC))
     row = bundles.Row("Tiny sigma 25", EvalSettings(task="color_dn", sigma=25), "Tiny", None, ("psnr", "ssim"),
                        target=60.0)
-    bundle = bundles.Bundle("tiny-denoise", "bundled_color_dn", "denoise", 1, "a tiny test denoiser", (row,),
-                             "identity")
+    bundle = bundles.Bundle("tiny-denoise", "bundled_color_dn", "denoise", 1, "a tiny test denoiser", (row,))
     weights = tmp_path / "weights"
     weights.mkdir()
     ws = bundles.Workspace(weights_dir=weights, report=tmp_path / "cards.md", readme=None, datasets=datasets,
@@ -237,8 +236,7 @@ def test_the_card_shows_the_campaign_curve_and_complete_measures_only_missing_ro
     ws, bundle = workspace
     held = bundles.Row("Tiny sigma 10", EvalSettings(task="color_dn", sigma=10), "Tiny", None, ("psnr", "ssim"),
                         held_out=True)
-    bundle = bundles.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, held),
-                             "identity")
+    bundle = bundles.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, held))
     ws = bundles.Workspace(weights_dir=ws.weights_dir, report=ws.report, readme=None, datasets=ws.datasets,
                             bundles=(bundle,))
     trained = _tiny_denoiser(tmp_path)
@@ -262,11 +260,22 @@ def test_the_card_shows_the_campaign_curve_and_complete_measures_only_missing_ro
     assert "(images/campaign_tiny-denoise.png)" in card and image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_rows_and_baselines_follow_the_task_table() -> None:
+    """The campaign restates no task fact: SR rows lead with luma PSNR/SSIM against bicubic, denoising with
+    RGB PSNR/SSIM against the noisy input, JPEG adds PSNR-B (written out by hand from the paper's tables)."""
+    by_name = {b.name: b for b in bundles.BUNDLES}
+    assert by_name["swinir-s-sr-x2"].rows[0].keys == ("psnr_y", "ssim_y")
+    assert by_name["swinir-s-sr-x2"].baseline == "bicubic" and by_name["swinir-s-photo-x4"].baseline == "bicubic"
+    assert by_name["swinir-c-denoise"].rows[0].keys == ("psnr", "ssim")
+    assert by_name["swinir-c-denoise"].baseline == "identity"
+    assert by_name["swinir-c-jpeg"].rows[0].keys == ("psnr", "ssim", "psnrb")
+    assert [b.label for b in bundles.BUNDLES] == ["photo x4", "sr x2", "sr x4", "denoise", "jpeg"]
+
+
 def test_the_readme_table_gives_each_shown_row_its_own_target_column_entry(workspace) -> None:
     ws, bundle = workspace
     reported = bundles.Row("Tiny sigma 50", EvalSettings(task="color_dn", sigma=50), "Tiny", None, ("psnr",))
-    bundle = bundles.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, reported),
-                             "identity")
+    bundle = bundles.Bundle(bundle.name, bundle.recipe, bundle.task, 1, bundle.description, (*bundle.rows, reported))
     ws = bundles.Workspace(weights_dir=ws.weights_dir, report=ws.report, readme=None, datasets=ws.datasets,
                             bundles=(bundle,))
     quality = {"Tiny sigma 25": {"model": {"psnr": 61.0}, "identity": {"psnr": 20.0}},

@@ -9,6 +9,7 @@ from typing import Any
 
 from swinir.bundled import BundledModel
 from swinir.fileio import write_bytes_atomic
+from swinir.tasks import BASELINE_LABELS
 from swinir.training import plot_curves
 
 from .bundles import Bundle, Row, Workspace
@@ -81,9 +82,8 @@ def readme_table(entries: Mapping[str, BundledModel], ws: Workspace) -> str:
         measured = measured or "not measured yet"
         target = ", ".join("-" if r.target is None else f"{r.target:g}" for r in shown)  # one per row shown
         paper = ", ".join(r.paper.split(" ")[0] for r in shown)
-        task = f"SR x{b.scale}" if b.task == "sr" else f"{b.task} x{b.scale}" if b.scale > 1 else b.task
-        lines.append(f"| `{b.name}` | {task} | {size:.1f} MB | {e.training['iterations']:,} | {measured} | "
-                     f"{b.baseline} {base} | {target} | {paper} |")
+        lines.append(f"| `{b.name}` | {b.label} | {size:.1f} MB | {e.training['iterations']:,} | {measured} | "
+                     f"{BASELINE_LABELS[b.baseline]} {base} | {target} | {paper} |")
     return "\n".join(lines) + "\n"
 
 
@@ -121,7 +121,7 @@ def _quality_table(b: Bundle, e: BundledModel) -> list[str]:
     if not e.quality:
         return []
     rivals = "".join(f" {name} | gain over it (dB) |" for name in b.rivals)
-    lines = [f"| set | this model | {b.baseline} | gain (dB) |{rivals} target | paper |",
+    lines = [f"| set | this model | {BASELINE_LABELS[b.baseline]} | gain (dB) |{rivals} target | paper |",
              "|---|---|---|---:|" + "---|---:|" * len(b.rivals) + "---:|---|"]
     for r in b.rows:
         q = e.quality.get(r.label)
