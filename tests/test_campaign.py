@@ -283,7 +283,7 @@ def test_the_readme_table_gives_each_shown_row_its_own_target_column_entry(works
     table = cards.readme_table({bundle.name: _entry(bundle, quality=quality, training={"iterations": 1200})}, ws)
     row = table.splitlines()[2].split(" | ")
     # measured, baseline, target, paper: two entries each, in the same order (the second row has no target)
-    assert row[4:] == ["Tiny sigma 25 61.00, Tiny sigma 50 55.00", "identity 20.00, 14.00", "60, -", "-, - |"]
+    assert row[4:] == ["Tiny sigma 25 61.00, Tiny sigma 50 55.00", "degraded input 20.00, 14.00", "60, -", "-, - |"]
 
 
 def test_validation_at_the_last_iteration_every_variant_reached() -> None:
