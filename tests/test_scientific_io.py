@@ -15,7 +15,7 @@ import tifffile
 import zarr
 
 from swinir import streaming
-from test_scientific import SMALL_BUDGET, error_line, ome_stack, run, tiny
+from test_scientific import SMALL_BUDGET, error_line, mutate, ome_stack, run, tiny
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +179,95 @@ def test_dicom_to_tiff_and_refusals(tmp_path: Path, gray: Path, capsys: pytest.C
         assert run("restore", tmp_path / name, "-o", tmp_path / out, "-w", gray) == 1, name
         assert message in error_line(capsys), name
         assert not (tmp_path / out).exists()
+
+
+# ----------------------------------------------------------------------------------------------- fuzz
+
+
+def test_fuzzed_dicom_files_give_a_result_or_one_error(tmp_path: Path) -> None:
+    """40 mutated DICOMs through the reader and, where it reads them, the writer of the derived copy: an image
+    or one SwinIRError line, and none of pydicom's warnings about odd values reaching the user."""
+    import warnings
+
+    import pydicom
+
+    from swinir.dicoms import open_dicom, write_dicom
+    from swinir.errors import SwinIRError
+    from swinir.tiffs import OutputMeta
+
+    rng = np.random.default_rng(29)
+    dicom_slice(tmp_path / "v.dcm", (rng.random((12, 10)) * 4000).astype(np.uint16), slope=1.0, intercept=-1024.0,
+                bits_stored=12)
+    no_uid = pydicom.dcmread(tmp_path / "v.dcm")
+    del no_uid.SOPClassUID  # read fine, but a derived copy cannot reference it
+    no_uid.save_as(tmp_path / "u.dcm")
+    seed = (tmp_path / "v.dcm").read_bytes()
+    files = [(tmp_path / "u.dcm").read_bytes(), seed] + [mutate(rng, seed) for _ in range(40)]
+    outcomes = {"read": 0, "written": 0, "error": 0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for data in files:
+            (tmp_path / "m.dcm").write_bytes(data)
+            try:
+                with open_dicom(tmp_path / "m.dcm") as source:
+                    outcomes["read"] += 1
+                    meta = OutputMeta("YX", source.shape, np.dtype(np.float32), {"software": "fuzz"})
+                    write_dicom(tmp_path / "o.dcm", iter([source.array]), meta, source, 1)
+                    outcomes["written"] += 1
+            except SwinIRError as err:
+                assert "\n" not in str(err)
+                outcomes["error"] += 1
+    assert [str(w.message) for w in caught] == []
+    assert outcomes["written"] > 0 and outcomes["error"] > 10 and outcomes["read"] > outcomes["written"]
+    with (pytest.raises(SwinIRError, match="no SOPClassUID, which a derived DICOM must reference"),
+          open_dicom(tmp_path / "u.dcm") as source):
+        write_dicom(tmp_path / "o.dcm", iter([source.array]), meta, source, 1)
+
+
+def test_fuzzed_zarr_stores_give_a_result_or_one_error(tmp_path: Path) -> None:
+    """40 damaged copies of a Zarr v2 (OME-Zarr 0.4) and a v3 store: chunk files and metadata (.zarray,
+    .zattrs, zarr.json) mutated or removed, or a metadata value replaced by a wrong type or size. Each opens
+    and gives its first band, or one SwinIRError line naming a Zarr array (not a TIFF)."""
+    import json
+    import shutil
+
+    from swinir.errors import SwinIRError
+    from swinir.zarrs import open_zarr
+
+    rng = np.random.default_rng(29)
+    pixels = (rng.random((40, 36)) * 60000).astype(np.uint16)
+    for fmt in (2, 3):
+        group = zarr.open_group(tmp_path / f"v{fmt}.zarr", mode="w", zarr_format=fmt)
+        group.create_array("0", shape=pixels.shape, chunks=(16, 16), dtype=pixels.dtype)[:] = pixels
+        group.attrs["multiscales"] = [{"axes": [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+                                       "datasets": [{"path": "0", "coordinateTransformations": [
+                                           {"type": "scale", "scale": [0.5, 0.5]}]}]}]
+    metadata = ("zarr.json", ".zarray", ".zattrs", ".zgroup")
+    wrong = [0, -1, 2**40, 1.5, "x", None, [], {}, [1, 2, 3], "<f8", "complex64"]
+    outcomes = {"ok": 0, "error": 0}
+    for i in range(40):
+        store = tmp_path / f"m{i}.zarr"
+        shutil.copytree(tmp_path / f"v{2 + i % 2}.zarr", store)
+        files = sorted(p for p in store.rglob("*") if p.is_file() and (p.name in metadata) == (i % 4 < 2))
+        target = files[int(rng.integers(len(files)))]  # half of the time metadata, else a chunk
+        choice = rng.random()
+        if choice < 0.2:
+            target.unlink()
+        elif choice < 0.6 and target.name in metadata and target.stat().st_size > 2:  # not the v2 array's {}
+            doc = json.loads(target.read_text())
+            keys = sorted(doc)
+            doc[keys[int(rng.integers(len(keys)))]] = wrong[int(rng.integers(len(wrong)))]
+            target.write_text(json.dumps(doc))
+        else:
+            target.write_bytes(mutate(rng, target.read_bytes()))
+        try:
+            with open_zarr(store) as source:
+                source.rows(source.planes()[0], 0, min(source.height, 64))
+            outcomes["ok"] += 1
+        except SwinIRError as err:
+            assert "\n" not in str(err) and "TIFF" not in str(err)
+            outcomes["error"] += 1
+    assert outcomes["ok"] > 0 and outcomes["error"] > 10
 
 
 # ----------------------------------------------------------------------------------------------- memory

@@ -26,7 +26,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import tifffile
@@ -59,6 +59,7 @@ class TiffSource:
     description: str | None = None
     resolution: tuple[tuple[int, int], tuple[int, int], int] | None = None  # x, y as rationals; unit
     notes: list[str] = field(default_factory=list)
+    format_name: ClassVar[str] = "TIFF"  # what a source whose pixels fail to decode is called in the error
 
     @property
     def samples(self) -> int:
@@ -92,7 +93,7 @@ class TiffSource:
 
     def guard(self, doing: str, step: Callable[[], _T]) -> _T:
         """Run one read, any decoder failure becoming a one-line SwinIRError naming the file."""
-        return _guarded(self.name, doing, step)
+        return _guarded(self.name, doing, step, self.format_name)
 
 
 @contextlib.contextmanager
@@ -209,7 +210,7 @@ def _resolution(page: Any) -> tuple[tuple[int, int], tuple[int, int], int] | Non
     return tuple(x.value), tuple(y.value), int(unit.value) if unit is not None else 2  # type: ignore[return-value]
 
 
-def _guarded(name: str, doing: str, step: Callable[[], _T]) -> _T:
+def _guarded(name: str, doing: str, step: Callable[[], _T], what: str = "TIFF") -> _T:
     try:
         return step()
     except SwinIRError:
@@ -219,7 +220,7 @@ def _guarded(name: str, doing: str, step: Callable[[], _T]) -> _T:
     except Exception as err:  # tifffile, zarr and imagecodecs raise many types for a damaged file
         text = " ".join(str(err).split())[:200] or type(err).__name__
         hint = "truncated" if re.search(r"truncat|end of file|EOF|too short|not enough|smaller", text, re.I) else None
-        what = "is truncated" if hint else "is damaged or not a readable TIFF"
+        what = "is truncated" if hint else f"is damaged or not a readable {what}"
         raise SwinIRError(f"{name}: {what} ({doing}: {text}); re-export or re-download it") from err
 
 

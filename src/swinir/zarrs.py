@@ -44,6 +44,7 @@ _LENGTHS = {"µm": ("micrometer", 1.0), r"\u00B5m": ("micrometer", 1.0), "um": (
             "millimeter": ("millimeter", 1e3), "cm": ("centimeter", 1e4), "centimeter": ("centimeter", 1e4),
             "m": ("meter", 1e6), "meter": ("meter", 1e6)}
 _TIFF_UNIT_UM = {2: 25400.0, 3: 10000.0}  # ResolutionUnit INCH, CENTIMETER in micrometres
+_METADATA_FILES = ("zarr.json", ".zgroup", ".zarray")  # one of them at the top of a v3 or v2 store
 
 
 def is_zarr(path: Path) -> bool:
@@ -145,6 +146,12 @@ def _is_json(value: Any) -> bool:
 # ----------------------------------------------------------------------------------------------- reading
 
 
+class ZarrSource(TiffSource):
+    """A Zarr array as a :class:`~swinir.tiffs.TiffSource`: a chunk that fails to decode is named as Zarr's."""
+
+    format_name = "Zarr array"
+
+
 @contextlib.contextmanager
 def open_zarr(path: str | os.PathLike[str]) -> Iterator[TiffSource]:
     """The Zarr array at ``path`` as a :class:`~swinir.tiffs.TiffSource` (see the module docstring)."""
@@ -162,6 +169,9 @@ def open_zarr(path: str | os.PathLike[str]) -> Iterator[TiffSource]:
 def _source(name: str) -> TiffSource:
     import zarr
 
+    if os.path.isdir(name) and not any(os.path.isfile(os.path.join(name, f)) for f in _METADATA_FILES):
+        raise SwinIRError(f"{name}: no Zarr metadata in the folder ({', '.join(_METADATA_FILES)}); give the folder "
+                          "of a Zarr array or group, or re-export it")
     node = zarr.open(name, mode="r")
     names: list[str] | None = None
     scales: dict[str, tuple[float, str | None]] = {}
@@ -171,6 +181,9 @@ def _source(name: str) -> TiffSource:
         multiscales = ome.get("multiscales") if isinstance(ome, dict) else None
         if multiscales:
             names, scales, level = _ngff_level(multiscales[0])
+            if level not in node:
+                raise SwinIRError(f"{name}: its OME-Zarr image '{level}' is missing (no array metadata in the "
+                                  f"folder {level}); re-export it")
             node = node[level]
         elif "0" in node:
             node = node["0"]
@@ -184,7 +197,7 @@ def _source(name: str) -> TiffSource:
         raise SwinIRError(f"{name}: {dtype} samples cannot be restored; convert the image to uint8, uint16 or float32")
     names = names or getattr(node.metadata, "dimension_names", None) or node.attrs.get("_ARRAY_DIMENSIONS")
     axes, shape = interpret_axes(_axes(names, node.ndim, name), tuple(node.shape), name)
-    source = TiffSource(name, axes, shape, dtype, "plain", None, node, int(np.prod(node.chunks)) * dtype.itemsize)
+    source = ZarrSource(name, axes, shape, dtype, "plain", None, node, int(np.prod(node.chunks)) * dtype.itemsize)
     source.resolution = _resolution(scales)
     return source
 
