@@ -10,8 +10,9 @@ returns the network input as float32 on the [0, 1] scale (noisy inputs are neith
 test time): the training side of :data:`swinir.taskops.DEGRADATIONS`, beside the paper's test protocol. The
 level (noise sigma, JPEG quality) is drawn per sample from the config's range (``task.sigma``, ``task.quality``:
 blind training) unless a fixed one is given (validation). Denoising with ``task.shot_noise`` set adds
-Poisson-Gaussian noise instead of Gaussian: photon shot noise of a gain drawn from that range, and read noise of
-the drawn sigma (:meth:`TaskBehaviour.degrade` is where the choice is made).
+Poisson-Gaussian noise instead of Gaussian: photon shot noise of a gain drawn from that range (:func:`draw_gain`:
+log-uniform when it spans more than a decade), and read noise of the drawn sigma (:meth:`TaskBehaviour.degrade`
+is where the choice is made).
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ def poisson_gaussian_noise(hr: np.ndarray, rng: np.random.Generator, gain: float
     """Photon shot noise of ``gain`` plus read noise of ``sigma`` (0-255 scale) on the [0, 1] scale: variance
     ``gain * hr + (sigma / 255) ** 2`` (:func:`swinir.degradations.add_poisson_gaussian_noise`)."""
     return add_poisson_gaussian_noise(as_unit(hr), gain, sigma / 255.0, rng)
+
+
+LOG_UNIFORM_SPAN = 10.0  # a gain range whose ends differ by more than this factor is drawn log-uniformly
+
+
+def draw_gain(rng: np.random.Generator, low: float, high: float) -> float:
+    """A shot-noise gain from ``task.shot_noise``: log-uniform when ``low > 0`` and ``high > 10 * low``, else
+    uniform. Over [0.001, 0.1] a uniform draw is below 0.01 one time in eleven, so a blind denoiser would
+    hardly train on the low noise of bright images; log-uniformly each decade gets half of the draws (the
+    median is the geometric mean, 0.01)."""
+    if low > 0 and high > LOG_UNIFORM_SPAN * low:
+        return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    return float(rng.uniform(low, high))
 
 
 @dataclass(frozen=True)
@@ -82,13 +96,14 @@ class TaskBehaviour:
         """The network input of the ground-truth patch ``hr``: at ``level``, else at one drawn from ``rng``.
 
         Denoising with ``task.shot_noise`` takes Poisson-Gaussian noise: read noise of sigma ``level`` and a
-        shot-noise gain drawn uniformly from that range (its middle when ``level`` is given: validation)."""
+        shot-noise gain drawn from that range by :func:`draw_gain` (its middle when ``level`` is given:
+        validation)."""
         fixed = level is not None
         if level is None:
             level = self.draw_level(task, rng)
         if self.spec.degradation == "noise" and task.shot_noise is not None:
             low, high = task.shot_noise
-            gain = (low + high) / 2 if fixed else float(rng.uniform(low, high))
+            gain = (low + high) / 2 if fixed else draw_gain(rng, low, high)
             return poisson_gaussian_noise(hr, rng, gain, float(level))  # type: ignore[arg-type]
         return training_degradation(self.spec, hr, rng, task.scale, level)
 
