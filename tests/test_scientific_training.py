@@ -21,7 +21,7 @@ from swinir.datasets import read_training_image
 from swinir.degradations import add_poisson_gaussian_noise
 from swinir.training import parse_config, train
 from swinir.training.data import TrainDataset, load_validation
-from swinir.training.tasks import draw_gain, task_behaviour
+from swinir.training.tasks import draw_gain, fixed_gain, task_behaviour
 from test_training import TINY_MODEL, tiny_raw
 
 GRAY_DENOISER = {**TINY_MODEL, "upscale": 1, "in_chans": 1, "upsampler": ""}
@@ -105,6 +105,25 @@ def test_shot_noise_gain_is_log_uniform_over_decades(low: float, high: float,
     assert gains.min() >= low and gains.max() <= high
     # 40,001 draws: a quartile's standard error is under 1.2 % of these values (4 of them inside 5 %)
     assert np.quantile(gains, [0.25, 0.5, 0.75]) == pytest.approx(quartiles, rel=0.05)
+
+
+@pytest.mark.parametrize(("low", "high", "gain"), [
+    (1e-4, 1e-2, 1e-3),  # two decades, drawn log-uniformly: the geometric mean sqrt(1e-6), not 0.00505
+    (0.001, 0.1, 0.01),  # the draw's median found above
+    (0.01, 0.05, 0.03),  # a factor 5, drawn uniformly: the arithmetic middle
+    (0.001, 0.01, 0.0055),  # a factor 10 exactly: still uniform
+    (0.0, 0.05, 0.025),  # from 0: uniform
+    (0.02, 0.02, 0.02),  # a single gain
+])
+def test_validation_gain_is_the_median_of_the_draw(tmp_path: Path, low: float, high: float, gain: float) -> None:
+    """Validation's fixed gain is where the training draw's median lies, and the validation patch has it: on a
+    flat patch of 0.5 with no read noise the variance is gain * 0.5."""
+    assert fixed_gain(low, high) == pytest.approx(gain, rel=1e-12)
+    config = parse_config(denoise_raw(tmp_path, sigma=[0, 0], shot_noise=[low, high]))
+    flat = np.full((512, 512), 0.5, np.float32)
+    lq = task_behaviour("gray_dn").degrade(flat, np.random.default_rng(3), config.task, 0.0)
+    # 262,144 values: the variance's relative standard error is about sqrt(2 / n) = 0.3 % (Poisson: a bit more)
+    assert lq.var(dtype=np.float64) == pytest.approx(gain * 0.5, rel=0.03)
 
 
 def test_training_patches_draw_the_gain_from_the_shot_noise_range(tmp_path: Path) -> None:

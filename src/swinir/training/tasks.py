@@ -11,8 +11,8 @@ test time): the training side of :data:`swinir.taskops.DEGRADATIONS`, beside the
 level (noise sigma, JPEG quality) is drawn per sample from the config's range (``task.sigma``, ``task.quality``:
 blind training) unless a fixed one is given (validation). Denoising with ``task.shot_noise`` set adds
 Poisson-Gaussian noise instead of Gaussian: photon shot noise of a gain drawn from that range (:func:`draw_gain`:
-log-uniform when it spans more than a decade), and read noise of the drawn sigma (:meth:`TaskBehaviour.degrade`
-is where the choice is made).
+log-uniform when it spans more than a decade; validation takes the draw's median, :func:`fixed_gain`), and read
+noise of the drawn sigma (:meth:`TaskBehaviour.degrade` is where the choice is made).
 """
 
 from __future__ import annotations
@@ -42,14 +42,30 @@ def poisson_gaussian_noise(hr: np.ndarray, rng: np.random.Generator, gain: float
 LOG_UNIFORM_SPAN = 10.0  # a gain range whose ends differ by more than this factor is drawn log-uniformly
 
 
+def gain_is_log_uniform(low: float, high: float) -> bool:
+    """Whether the gain range ``[low, high]`` is drawn log-uniformly: ``low > 0`` and ``high > 10 * low``. The
+    one place of the rule, which :func:`draw_gain` and :func:`fixed_gain` both follow."""
+    return low > 0 and high > LOG_UNIFORM_SPAN * low
+
+
 def draw_gain(rng: np.random.Generator, low: float, high: float) -> float:
-    """A shot-noise gain from ``task.shot_noise``: log-uniform when ``low > 0`` and ``high > 10 * low``, else
-    uniform. Over [0.001, 0.1] a uniform draw is below 0.01 one time in eleven, so a blind denoiser would
-    hardly train on the low noise of bright images; log-uniformly each decade gets half of the draws (the
-    median is the geometric mean, 0.01)."""
-    if low > 0 and high > LOG_UNIFORM_SPAN * low:
+    """A shot-noise gain from ``task.shot_noise``: log-uniform when :func:`gain_is_log_uniform`, else uniform.
+    Over [0.001, 0.1] a uniform draw is below 0.01 one time in eleven, so a blind denoiser would hardly train
+    on the low noise of bright images; log-uniformly each decade gets half of the draws (the median is the
+    geometric mean, 0.01)."""
+    if gain_is_log_uniform(low, high):
         return float(np.exp(rng.uniform(np.log(low), np.log(high))))
     return float(rng.uniform(low, high))
+
+
+def fixed_gain(low: float, high: float) -> float:
+    """The fixed gain of validation (and of any fixed level taken from ``task.shot_noise``): the median of
+    :func:`draw_gain`'s draw, so that validation scores the noise training sees most: the geometric mean
+    ``sqrt(low * high)`` when the draw is log-uniform (0.01 over [0.001, 0.1], where the arithmetic middle,
+    0.0505, would be noisier than three draws in four), else the arithmetic middle."""
+    if gain_is_log_uniform(low, high):
+        return float(np.sqrt(low * high))
+    return (low + high) / 2
 
 
 @dataclass(frozen=True)
@@ -96,14 +112,14 @@ class TaskBehaviour:
         """The network input of the ground-truth patch ``hr``: at ``level``, else at one drawn from ``rng``.
 
         Denoising with ``task.shot_noise`` takes Poisson-Gaussian noise: read noise of sigma ``level`` and a
-        shot-noise gain drawn from that range by :func:`draw_gain` (its middle when ``level`` is given:
-        validation)."""
+        shot-noise gain drawn from that range by :func:`draw_gain` (:func:`fixed_gain`, the draw's median,
+        when ``level`` is given: validation)."""
         fixed = level is not None
         if level is None:
             level = self.draw_level(task, rng)
         if self.spec.degradation == "noise" and task.shot_noise is not None:
             low, high = task.shot_noise
-            gain = (low + high) / 2 if fixed else draw_gain(rng, low, high)
+            gain = fixed_gain(low, high) if fixed else draw_gain(rng, low, high)
             return poisson_gaussian_noise(hr, rng, gain, float(level))  # type: ignore[arg-type]
         return training_degradation(self.spec, hr, rng, task.scale, level)
 
