@@ -97,18 +97,22 @@ def test_zarr_refusals_and_no_partial_output(tmp_path: Path, gray: Path, monkeyp
 # ----------------------------------------------------------------------------------------------- DICOM
 
 
+MULTI_FRAME_WORD_SC = "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word Secondary Capture Image Storage
+
+
 def dicom_slice(path: Path, stored: np.ndarray, *, slope: float, intercept: float, bits_stored: int,
-                photometric: str = "MONOCHROME2") -> str:
-    """A CT image storage file made with pydicom; returns its SOP Instance UID."""
+                photometric: str = "MONOCHROME2", sop_class: str = "1.2.840.10008.5.1.4.1.1.2") -> str:
+    """A CT image storage file (or another ``sop_class``; frames x rows x columns for a multi-frame one) made
+    with pydicom; returns its SOP Instance UID."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     uid = generate_uid()
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = CTImageStorage, uid
+    ds.file_meta.MediaStorageSOPClassUID, ds.file_meta.MediaStorageSOPInstanceUID = sop_class, uid
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, uid
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, uid
     ds.StudyInstanceUID, ds.SeriesInstanceUID = "1.2.3.4", "1.2.3.4.5"
     ds.Modality, ds.PatientName, ds.ImageType = "CT", "Test^Phantom", ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.PixelSpacing, ds.RescaleSlope, ds.RescaleIntercept = [0.7, 0.6], slope, intercept
@@ -159,7 +163,6 @@ def test_dicom_to_tiff_and_refusals(tmp_path: Path, gray: Path, capsys: pytest.C
         assert tif.series[0].dtype == np.float32 and tif.series[0].shape == (48, 40)
         x_res, y_res = tif.pages[0].tags["XResolution"].value, tif.pages[0].tags["YResolution"].value
     assert x_res[0] / x_res[1] == pytest.approx(10 / 0.3) and y_res[0] / y_res[1] == pytest.approx(10 / 0.35)
-    dicom_slice(tmp_path / "frames.dcm", np.zeros((2, 8, 8), np.uint16), slope=1, intercept=0, bits_stored=12)
     dicom_slice(tmp_path / "rgb.dcm", np.zeros((8, 8, 3), np.uint8), slope=1, intercept=0, bits_stored=8,
                 photometric="RGB")
     dicom_slice(tmp_path / "jls.dcm", np.zeros((8, 8), np.uint16), slope=1, intercept=0, bits_stored=12)
@@ -170,8 +173,7 @@ def test_dicom_to_tiff_and_refusals(tmp_path: Path, gray: Path, capsys: pytest.C
     ds.save_as(tmp_path / "jls.dcm", enforce_file_format=True)
     (tmp_path / "text.dcm").write_text("not a DICOM")
     tifffile.imwrite(tmp_path / "c.tif", stored)
-    for name, out, message in [("frames.dcm", "f.dcm", "a multi-frame DICOM (2 frames)"),
-                               ("rgb.dcm", "r.dcm", "a colour DICOM (RGB)"),
+    for name, out, message in [("rgb.dcm", "r.dcm", "a colour DICOM (RGB)"),
                                ("jls.dcm", "j.dcm", "which the installed decoders cannot read"),
                                ("text.dcm", "t.dcm", "not a DICOM file"),
                                ("c.tif", "c.dcm", "a DICOM output is derived from a DICOM input, not from .tif"),
@@ -179,6 +181,116 @@ def test_dicom_to_tiff_and_refusals(tmp_path: Path, gray: Path, capsys: pytest.C
         assert run("restore", tmp_path / name, "-o", tmp_path / out, "-w", gray) == 1, name
         assert message in error_line(capsys), name
         assert not (tmp_path / out).exists()
+
+
+def shared_extremes_frames(seed: int) -> np.ndarray:
+    """3 frames of 24 x 24 random 12-bit values, each holding 0 and 4000: a frame alone has the levels of the
+    stack (float modality values take their data's minimum..maximum, one set for a stack as for a TIFF stack)."""
+    frames = (np.random.default_rng(seed).random((3, 24, 24)) * 4000).astype(np.uint16)
+    frames[:, 0, 0], frames[:, 0, 1] = 0, 4000
+    return frames
+
+
+def test_multi_frame_dicom_frames_are_restored_as_single_frames(tmp_path: Path, gray: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A multi-frame secondary capture (intercept -1024): every derived frame equals the derived DICOM of that
+    frame alone and the engine's restore of it; NumberOfFrames kept, spacing halved, a new instance, DERIVED;
+    as TIFF, an IYX stack of float32 modality values. Some of the frames (--pages) cannot be a derived DICOM."""
+    import pydicom
+
+    from swinir.levels import full_range
+    from test_scientific import expected
+
+    frames = shared_extremes_frames(12)
+    kind = {"slope": 1.0, "intercept": -1024.0, "bits_stored": 12, "sop_class": MULTI_FRAME_WORD_SC}
+    uid = dicom_slice(tmp_path / "mf.dcm", frames, **kind)  # type: ignore[arg-type]
+    assert run("restore", tmp_path / "mf.dcm", "-o", tmp_path / "mf_x2.dcm", "-w", gray) == 0
+    for i, frame in enumerate(frames):
+        dicom_slice(tmp_path / f"f{i}.dcm", frame, **kind)  # type: ignore[arg-type]
+        assert run("restore", tmp_path / f"f{i}.dcm", "-o", tmp_path / f"f{i}_x2.dcm", "-w", gray) == 0
+    out = pydicom.dcmread(tmp_path / "mf_x2.dcm")
+    assert out.NumberOfFrames == 3 and out.pixel_array.shape == (3, 48, 48) and (out.Rows, out.Columns) == (48, 48)
+    for i, frame in enumerate(out.pixel_array):
+        assert np.array_equal(frame, pydicom.dcmread(tmp_path / f"f{i}_x2.dcm").pixel_array), i
+    levels = full_range(np.float32, -1024.0, 2976.0)  # the stack's (and each frame's) HU range
+    want = np.clip(np.round(expected(gray, frames[1] - np.float32(1024), levels) + 1024), 0, 4095)
+    assert np.array_equal(out.pixel_array[1], want)
+    assert out.SOPInstanceUID != uid and out.file_meta.MediaStorageSOPInstanceUID == out.SOPInstanceUID
+    assert out.SOPClassUID == MULTI_FRAME_WORD_SC and out.SourceImageSequence[0].ReferencedSOPInstanceUID == uid
+    assert list(out.ImageType) == ["DERIVED", "SECONDARY", "AXIAL"]
+    assert [float(v) for v in out.PixelSpacing] == [0.35, 0.3]
+    assert run("restore", tmp_path / "mf.dcm", "-o", tmp_path / "mf.tif", "-w", gray) == 0
+    hu = tifffile.imread(tmp_path / "mf.tif")
+    inside = (out.pixel_array > 0) & (out.pixel_array < 4095)
+    assert hu.dtype == np.float32 and hu.shape == (3, 48, 48) and inside.mean() > 0.3
+    assert np.abs(hu + 1024 - out.pixel_array)[inside].max() <= 0.5 + 1e-3
+    capsys.readouterr()
+    assert run("restore", tmp_path / "mf.dcm", "-o", tmp_path / "one.dcm", "-w", gray, "--pages", "1") == 1
+    assert "1 of its 3 frames chosen, but a derived DICOM keeps every frame" in error_line(capsys)
+    assert not (tmp_path / "one.dcm").exists()
+
+
+def enhanced_ct(path: Path, classic: Path, rescales: list[tuple[float, float]]) -> None:
+    """The classic multi-frame ``classic`` made an Enhanced CT image: rescale in the Pixel Value Transformation
+    (shared when one is given, else one per frame), Pixel Spacing in per-frame Pixel Measures, a CT frame type
+    per frame; none of them at the top level; a single-valued Image Type."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(classic)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"  # Enhanced CT
+    ds.ImageType = "ORIGINAL"  # one value: a string to pydicom
+    transforms = []
+    for slope, intercept in rescales:
+        transform = Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept, transform.RescaleType = slope, intercept, "HU"
+        transforms.append(Sequence([transform]))
+    shared, per_frame = Dataset(), []
+    if len(transforms) == 1:
+        shared.PixelValueTransformationSequence = transforms[0]
+    for i in range(int(ds.NumberOfFrames)):
+        item, measures, frame_type = Dataset(), Dataset(), Dataset()
+        measures.PixelSpacing, measures.SliceThickness = list(ds.PixelSpacing), 1.0
+        frame_type.FrameType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+        item.PixelMeasuresSequence, item.CTImageFrameTypeSequence = Sequence([measures]), Sequence([frame_type])
+        if len(transforms) > 1:
+            item.PixelValueTransformationSequence = transforms[i]
+        per_frame.append(item)
+    ds.SharedFunctionalGroupsSequence, ds.PerFrameFunctionalGroupsSequence = Sequence([shared]), Sequence(per_frame)
+    del ds.PixelSpacing, ds.RescaleSlope, ds.RescaleIntercept
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_enhanced_multi_frame_dicom_keeps_its_functional_groups_right(tmp_path: Path, gray: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """An Enhanced CT whose rescale and spacing live in functional groups restores as the same frames with the
+    rescale and spacing at the top level do; its per-frame spacing is halved and its frame types DERIVED.
+    Frames with different rescales are refused in one line."""
+    import pydicom
+
+    frames = shared_extremes_frames(13)
+    dicom_slice(tmp_path / "classic.dcm", frames, slope=1.0, intercept=-1024.0, bits_stored=12,
+                sop_class=MULTI_FRAME_WORD_SC)
+    enhanced_ct(tmp_path / "enhanced.dcm", tmp_path / "classic.dcm", [(1.0, -1024.0)])
+    enhanced_ct(tmp_path / "rescales.dcm", tmp_path / "classic.dcm", [(1.0, -1024.0), (1.0, -1024.0), (2.0, 0.0)])
+    for name in ("classic", "enhanced"):
+        assert run("restore", tmp_path / f"{name}.dcm", "-o", tmp_path / f"{name}_x2.dcm", "-w", gray) == 0
+    classic, out = (pydicom.dcmread(tmp_path / f"{name}_x2.dcm") for name in ("classic", "enhanced"))
+    assert np.array_equal(out.pixel_array, classic.pixel_array) and out.NumberOfFrames == 3
+    assert list(out.ImageType) == ["DERIVED", "SECONDARY"]
+    assert "PixelSpacing" not in out and out.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence[
+        0].RescaleIntercept == -1024
+    for item in out.PerFrameFunctionalGroupsSequence:
+        assert [float(v) for v in item.PixelMeasuresSequence[0].PixelSpacing] == [0.35, 0.3]
+        assert list(item.CTImageFrameTypeSequence[0].FrameType) == ["DERIVED", "SECONDARY", "AXIAL", "NONE"]
+    assert run("restore", tmp_path / "enhanced.dcm", "-o", tmp_path / "enhanced.tif", "-w", gray) == 0
+    with tifffile.TiffFile(tmp_path / "enhanced.tif") as tif:  # spacing from the per-frame groups: 0.35 x 0.3 mm
+        x_res = tif.pages[0].tags["XResolution"].value
+    assert x_res[0] / x_res[1] == pytest.approx(10 / 0.3)
+    capsys.readouterr()
+    assert run("restore", tmp_path / "rescales.dcm", "-o", tmp_path / "r.dcm", "-w", gray) == 1
+    assert "its frames have 2 different rescales" in error_line(capsys) and not (tmp_path / "r.dcm").exists()
 
 
 # ----------------------------------------------------------------------------------------------- fuzz

@@ -27,8 +27,8 @@ images with alpha or a palette (:func:`swinir.tiffs.open_tiff` declines them), k
    below 4 GB, which ImageJ needs), through :func:`swinir.fileio.atomic_path`, so an interrupted or failed run
    (disk full) leaves no output and the same command continues where the batch stopped. A ``.zarr`` output
    takes the same tiles, one chunk each (:mod:`swinir.zarrs`: OME-Zarr where the axes allow), and a ``.zarr``
-   input is read like a TIFF, band by band. A single-frame DICOM comes in as its modality values and goes out
-   as a derived DICOM (:mod:`swinir.dicoms`).
+   input is read like a TIFF, band by band. A grayscale DICOM (a multi-frame one as a stack of frames) comes in
+   as its modality values and goes out as a derived DICOM (:mod:`swinir.dicoms`).
 """
 
 from __future__ import annotations
