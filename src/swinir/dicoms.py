@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime
+import io
 import itertools
 import os
 import warnings
@@ -244,26 +245,22 @@ def write_dicom(path: str | os.PathLike[str], tiles: Iterator[np.ndarray], meta:
                 scale: int) -> int:
     """Write the restored modality values (tiles as :mod:`swinir.streaming` yields them, frame after frame) as
     a derived DICOM of ``source`` (see the module docstring). Returns how many values were clipped to the
-    stored range. Each frame is assembled in float64 and stored before the next one is read."""
+    stored range. Each frame is assembled in float64, stored and appended to the Pixel Data's bytes before
+    the next one is read, and pydicom copies those bytes into the file in chunks: the output stack is held
+    once, in its stored type."""
     _check_derivable(source, meta)
-    height, width = meta.shape[-2:]
-    low, high = source.stored_range
-    stored = np.empty((source.frames, height, width), _stored_dtype(source))
-    clipped = 0
-    for frame in stored:
-        values = np.empty((height, width), np.float64)
-        for top in range(0, height, OUTPUT_TILE):
-            for left in range(0, width, OUTPUT_TILE):
-                tile = next(tiles)
-                values[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
-        rounded = np.round((values - source.intercept) / source.slope)
-        clipped += int(np.count_nonzero((rounded < low) | (rounded > high)))
-        frame[...] = np.clip(rounded, low, high)
+    pixels, clipped = io.BytesIO(), 0
+    for _ in range(source.frames):
+        frame, outside = _stored_frame(tiles, meta.shape[-2:], source)
+        pixels.write(frame.tobytes())
+        clipped += outside
+    if pixels.tell() % 2:
+        pixels.write(b"\0")  # Pixel Data has an even length
+    pixels.seek(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns again about odd values copied from the source
         try:
-            pixels = stored if source.frames > 1 else stored[0]
-            derived = _derived(source, pixels, meta.options.get("software", "swinir"), scale)
+            derived = _derived(source, frame, pixels, meta.options.get("software", "swinir"), scale)
             derived.save_as(path, enforce_file_format=True)
         except (SwinIRError, OSError):
             raise
@@ -271,6 +268,21 @@ def write_dicom(path: str | os.PathLike[str], tiles: Iterator[np.ndarray], meta:
             raise SwinIRError(f"{source.name}: its elements cannot be written as a derived DICOM ({_text(err)}); "
                               "write a .tif or .zarr output instead, or repair the file") from err
     return clipped
+
+
+def _stored_frame(tiles: Iterator[np.ndarray], shape: tuple[int, ...], source: DicomSource) -> tuple[np.ndarray, int]:
+    """The next frame's tiles as stored values (rounded through the rescale, clipped to the stored range) and
+    how many were clipped."""
+    height, width = shape
+    values = np.empty((height, width), np.float64)
+    for top in range(0, height, OUTPUT_TILE):
+        for left in range(0, width, OUTPUT_TILE):
+            tile = next(tiles)
+            values[top : top + tile.shape[0], left : left + tile.shape[1]] = tile
+    low, high = source.stored_range
+    rounded = np.round((values - source.intercept) / source.slope)
+    outside = int(np.count_nonzero((rounded < low) | (rounded > high)))
+    return np.clip(rounded, low, high).astype(_stored_dtype(source)), outside
 
 
 def _check_derivable(source: DicomSource, meta: OutputMeta) -> None:
@@ -286,22 +298,23 @@ def _check_derivable(source: DicomSource, meta: OutputMeta) -> None:
 
 
 def _stored_dtype(source: DicomSource) -> np.dtype:
-    """The stored type of the source: signed or not, 8 or 16 bits as BitsAllocated says."""
-    return np.dtype(f"{'i' if source.stored_range[0] < 0 else 'u'}{int(source.dataset.BitsAllocated) // 8}")
+    """The stored type of the source: signed or not, 8 or 16 bits as BitsAllocated says, little-endian."""
+    return np.dtype(f"<{'i' if source.stored_range[0] < 0 else 'u'}{int(source.dataset.BitsAllocated) // 8}")
 
 
-def _derived(source: DicomSource, stored: np.ndarray, note: str, scale: int) -> Any:
-    """A copy of the source's dataset holding the ``stored`` pixels (rows x columns, or frames x rows x
-    columns), made a derived instance of it."""
+def _derived(source: DicomSource, frame: np.ndarray, pixels: io.BytesIO, note: str, scale: int) -> Any:
+    """A copy of the source's dataset holding ``pixels`` (every frame's stored bytes; ``frame`` is one of them,
+    from which pydicom sets Rows, Columns and the bits), made a derived instance of it."""
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     original = source.dataset
     derived = copy.deepcopy(original)
     derived.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian  # pixels written uncompressed
-    derived.set_pixel_data(stored, str(original.PhotometricInterpretation), int(original.BitsStored),
+    derived.set_pixel_data(frame, str(original.PhotometricInterpretation), int(original.BitsStored),
                            generate_instance_uid=False)
     if "NumberOfFrames" in original:  # pydicom drops it for one frame, which an enhanced object must still have
         derived.NumberOfFrames = original.NumberOfFrames
+    derived.PixelData = pixels  # a buffer: written to the file chunk by chunk
     _derive(derived, original, note, scale, generate_uid())
     return derived
 
