@@ -285,3 +285,35 @@ def test_fuzzed_files_give_a_result_or_one_error(tmp_path: Path) -> None:
             assert "\n" not in str(err)
             outcomes["error"] += 1
     assert outcomes["ok"] > 0 and outcomes["error"] > 0
+
+
+def test_levels_pass_keeps_a_sample_not_the_bands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The levels pass reads the image band by band and keeps every k-th value: no band may stay alive after
+    the next one is read (a strided view of each band kept them all: the whole image decoded, 800 MB of a
+    20,000 x 20,000 uint16 scan)."""
+    import weakref
+
+    from swinir import streaming
+    from swinir.tiffs import open_tiff
+
+    plane = (np.random.default_rng(0).random((64, 40)) * 4000).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "a.tif", plane)
+    monkeypatch.setattr(streaming, "_SCAN_BYTES", 8 * 40 * 2)  # bands of 8 rows: 8 reads
+    monkeypatch.setattr(streaming, "_SAMPLE_VALUES", 500)  # every 6th value kept
+    alive: list[int] = []
+    with open_tiff(tmp_path / "a.tif") as source:
+        assert source is not None
+        bands: list[weakref.ref] = []
+        read = source.rows
+
+        def rows(*args: object) -> np.ndarray:
+            alive.append(sum(ref() is not None for ref in bands))
+            out = read(*args)  # type: ignore[arg-type]
+            bands.append(weakref.ref(out))
+            return out
+
+        monkeypatch.setattr(source, "rows", rows)
+        low, high, sample = streaming._scan(source, source.planes())[0]
+    assert len(alive) == 8 and max(alive) <= 1  # at most the band being replaced
+    assert (low, high) == (plane.min(), plane.max())
+    assert np.array_equal(sample, np.concatenate([plane[i : i + 8].ravel()[::6] for i in range(0, 64, 8)]))

@@ -301,7 +301,7 @@ def _scan(source: TiffSource, planes: list[tuple[int, ...]]) -> dict[int, tuple[
                 finite = rows[np.isfinite(rows)] if rows.dtype.kind == "f" else rows
                 if finite.size:
                     low, high = min(low, float(finite.min())), max(high, float(finite.max()))
-                kept.append(rows[::stride])
+                kept.append(rows[::stride].copy())  # a view would keep the whole band alive
         if not np.isfinite(low):
             raise SwinIRError(f"{source.name}: holds no finite values; nothing to restore")
         stats[channel] = (low, high, np.concatenate(kept))
