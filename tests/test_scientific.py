@@ -317,3 +317,28 @@ def test_levels_pass_keeps_a_sample_not_the_bands(tmp_path: Path, monkeypatch: p
     assert len(alive) == 8 and max(alive) <= 1  # at most the band being replaced
     assert (low, high) == (plane.min(), plane.max())
     assert np.array_equal(sample, np.concatenate([plane[i : i + 8].ravel()[::6] for i in range(0, 64, 8)]))
+
+
+def test_in_memory_restore_shares_the_budget_with_the_image(tmp_path: Path, gray: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plane is restored in memory only when its arrays take at most half of --max-memory, and the tiles are
+    then planned from what is left (before: the arrays plus a whole budget of activations, 1.19 GB of peak RSS
+    for a 20,000 x 1,024 uint16 strip with --max-memory 0.5)."""
+    from swinir import streaming
+    from swinir.pipeline import RestoreOptions
+    from swinir.tiffs import open_tiff
+
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros((256, 256), np.uint16))
+    model = swinir.load(gray)
+    arrays = 4 * 256 * 256 * (1 + 2 * 4 * 2)  # input, output and weights at x2, float32: 4,456,448 bytes
+    planned: list[int | None] = []
+    plan = streaming.plan_restore
+    monkeypatch.setattr(streaming, "plan_restore", lambda *a, **k: planned.append(k["max_memory"]) or plan(*a, **k))
+    with open_tiff(tmp_path / "a.tif") as source:
+        assert source is not None
+        half = RestoreOptions(max_memory=int(1.5 * arrays), precision="fp32")
+        assert streaming._tiling(model, source, half, "gray")[0] is not None  # over half: streamed in bands
+        assert planned == []
+        budget = RestoreOptions(max_memory=2 * arrays, precision="fp32")
+        assert streaming._tiling(model, source, budget, "gray")[0] is None  # in memory...
+        assert planned == [arrays]  # ...its tiles planned from the other half

@@ -13,10 +13,11 @@ images with alpha or a palette (:func:`swinir.tiffs.open_tiff` declines them), k
    many). Levels that depend on the data (uint16 without declared bits, float, percentiles; one set per
    channel of a C axis) come from a first pass over the selected planes, band by band.
 3. **In memory or streamed.** A plane whose in-memory restore (input, output and blending weights in float32)
-   fits the memory budget (``--max-memory``, default half the free RAM) is restored by
-   :func:`swinir.engine.restore`. A larger one is streamed: the tile grid is the one the engine would use on
-   the whole (reference-padded) plane, and the tiles are run one row of tiles at a time, so only the input
-   rows of that tile row and the output rows it still adds to are in memory (:func:`stream_rows`). Rows
+   fits half the memory budget (``--max-memory``, default half the free RAM) is restored by
+   :func:`swinir.engine.restore`, its tiles planned from the rest of the budget. A larger one is streamed:
+   the tile grid is the one the engine would use on the whole (reference-padded) plane, and the tiles are run
+   one row of tiles at a time, so only the input rows of that tile row and the output rows it still adds to
+   are in memory (:func:`stream_rows`). Rows
    below the next tile row's top receive no more tiles, so they are divided by their blending weight
    (:func:`swinir.engine.tile_weight`, the engine's own feather ramps) and written out. Every output pixel
    is therefore the same sum, in the same order, as the in-memory tiled restore with the same tile: the
@@ -315,9 +316,10 @@ def _tiling(model: Any, source: TiffSource, options: RestoreOptions, layout: str
     channels = {"colour": 3, "per-sample": 3, "replicate": 3, "gray": 1}[layout]
     budget = options.max_memory or available_memory() // 2
     in_memory = 4 * h * w * (channels + (channels + 1) * scale * scale * 2)
-    if in_memory <= budget:
+    if in_memory <= budget // 2:  # the image's arrays and the model's activations share the budget
         plan = plan_restore(model, h, w, tile=options.tile, tile_overlap=options.tile_overlap,
-                            max_memory=options.max_memory, precision=options.precision, ensemble=options.ensemble)
+                            max_memory=budget - in_memory if options.max_memory else None,
+                            precision=options.precision, ensemble=options.ensemble)
         return None, plan.overlap, plan.calls
     if options.ensemble:
         raise SwinIRError(f"{source.name}: is larger than the memory budget and is streamed in bands, which the "
