@@ -293,6 +293,82 @@ def test_enhanced_multi_frame_dicom_keeps_its_functional_groups_right(tmp_path: 
     assert "its frames have 2 different rescales" in error_line(capsys) and not (tmp_path / "r.dcm").exists()
 
 
+def derive(path: Path, out: Path, scale: int) -> object:
+    """The derived DICOM that :func:`swinir.dicoms.write_dicom` makes of ``path`` at ``scale`` from each frame
+    repeated ``scale`` times along both axes (no model: the geometry is what is checked), read back."""
+    import pydicom
+
+    from swinir.dicoms import open_dicom, write_dicom
+    from swinir.tiffs import OutputMeta
+
+    with open_dicom(path) as source:
+        frames = np.asarray(source.array).reshape(-1, *source.shape[-2:])
+        shape = (*source.shape[:-2], source.shape[-2] * scale, source.shape[-1] * scale)
+        meta = OutputMeta(source.axes, shape, np.dtype(np.float32), {"software": "test"})
+        write_dicom(out, (f.repeat(scale, 0).repeat(scale, 1) for f in frames), meta, source, scale)
+    return pydicom.dcmread(out)
+
+
+def test_derived_dicom_moves_image_position_to_the_new_first_pixel(tmp_path: Path) -> None:
+    """Image Position (Patient) is the centre of the first pixel: after x s it moves back by (1 - 1/s) / 2 of an
+    old pixel along the row direction (orientation[:3], spacing[1]) and the column direction (orientation[3:],
+    spacing[0]); unchanged at x1 or without an orientation; written as valid DS (at most 16 characters)."""
+    import pydicom
+
+    dicom_slice(tmp_path / "a.dcm", np.zeros((6, 5), np.uint16), slope=1.0, intercept=0.0, bits_stored=12)
+    ds = pydicom.dcmread(tmp_path / "a.dcm")
+    ds.PixelSpacing, ds.ImagePositionPatient = [0.5, 0.8], [10, 20, 30]  # rows 0.5 mm apart, columns 0.8 mm
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.save_as(tmp_path / "axial.dcm")
+    third = 1 / 3
+    row, column = [2 * third, 2 * third, third], [-2 * third, third, 2 * third]  # orthonormal, oblique
+    ds.ImageOrientationPatient = [f"{v:.12f}" for v in row + column]
+    ds.save_as(tmp_path / "oblique.dcm")
+    del ds.ImageOrientationPatient
+    ds.save_as(tmp_path / "bare.dcm")
+
+    def position(out: object) -> list[float]:
+        values = out["ImagePositionPatient"].value  # type: ignore[index]
+        assert all(len(str(v)) <= 16 for v in values)
+        return [float(v) for v in values]
+
+    # x2: 10 - 0.8 * 0.25 along x (the row direction), 20 - 0.5 * 0.25 along y (the column direction)
+    assert position(derive(tmp_path / "axial.dcm", tmp_path / "axial_x2.dcm", 2)) == [9.8, 19.875, 30.0]
+    want = [p - 0.375 * (0.8 * r + 0.5 * c) for p, r, c in zip([10, 20, 30], row, column, strict=True)]
+    assert want == pytest.approx([9.925, 19.7375, 29.775], abs=1e-12)  # x4: (1 - 1/4) / 2 = 0.375
+    assert position(derive(tmp_path / "oblique.dcm", tmp_path / "oblique_x4.dcm", 4)) == pytest.approx(want, abs=1e-9)
+    assert position(derive(tmp_path / "axial.dcm", tmp_path / "axial_x1.dcm", 1)) == [10.0, 20.0, 30.0]
+    assert position(derive(tmp_path / "bare.dcm", tmp_path / "bare_x2.dcm", 2)) == [10.0, 20.0, 30.0]
+
+
+def test_enhanced_dicom_moves_each_plane_position(tmp_path: Path) -> None:
+    """An Enhanced CT: each frame's Plane Position moves along its own Plane Orientation when it has one, else
+    the shared one, by its Pixel Measures' spacing (rows 0.7 mm apart, columns 0.6 mm); none at the top level."""
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    dicom_slice(tmp_path / "classic.dcm", np.zeros((3, 6, 5), np.uint16), slope=1.0, intercept=0.0,
+                bits_stored=12, sop_class=MULTI_FRAME_WORD_SC)
+    enhanced_ct(tmp_path / "enhanced.dcm", tmp_path / "classic.dcm", [(1.0, 0.0)])
+    ds = pydicom.dcmread(tmp_path / "enhanced.dcm")
+    sagittal, axial = Dataset(), Dataset()
+    sagittal.ImageOrientationPatient, axial.ImageOrientationPatient = [0, 1, 0, 0, 0, -1], [1, 0, 0, 0, 1, 0]
+    ds.SharedFunctionalGroupsSequence[0].PlaneOrientationSequence = Sequence([sagittal])
+    ds.PerFrameFunctionalGroupsSequence[2].PlaneOrientationSequence = Sequence([axial])
+    for i, item in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        plane = Dataset()
+        plane.ImagePositionPatient = [100, -50, 10 * i]
+        item.PlanePositionSequence = Sequence([plane])
+    ds.save_as(tmp_path / "enhanced.dcm")
+    out = derive(tmp_path / "enhanced.dcm", tmp_path / "enhanced_x2.dcm", 2)
+    positions = [[float(v) for v in item.PlanePositionSequence[0].ImagePositionPatient]  # type: ignore[attr-defined]
+                 for item in out.PerFrameFunctionalGroupsSequence]  # type: ignore[attr-defined]
+    # sagittal: 0.25 * 0.6 along +y, 0.25 * 0.7 along -z; the axial frame: 0.25 * 0.6 along +x, 0.25 * 0.7 along +y
+    assert positions == [[100, -50.15, 0.175], [100, -50.15, 10.175], [99.85, -50.175, 20]]
+    assert "ImagePositionPatient" not in out  # type: ignore[operator]
+
+
 # ----------------------------------------------------------------------------------------------- fuzz
 
 

@@ -18,7 +18,9 @@ the original, Rows/Columns and Pixel Spacing (and Imager Pixel Spacing) followin
 kept, uncompressed Explicit VR Little Endian pixels; every other element is copied. An enhanced object's
 functional groups (shared and per-frame) are read and adapted too: the rescale of their Pixel Value
 Transformation, the Pixel Spacing of their Pixel Measures (divided by the scale) and the Frame Type of their
-frame type sequences (``DERIVED``). A DICOM can also be written as TIFF or Zarr (float32 modality values, Pixel
+frame type sequences (``DERIVED``). Image Position (Patient), the centre of the first pixel, moves to the
+centre of the new, smaller first pixel (at the top level and in each Plane Position), along Image Orientation
+(Patient). A DICOM can also be written as TIFF or Zarr (float32 modality values, Pixel
 Spacing as resolution tags).
 
 Refused in one line each: colour images, a Modality LUT Sequence (not a linear rescale), frames with different
@@ -337,6 +339,7 @@ def _derive(derived: Any, original: Any, note: str, scale: int, uid: str) -> Non
     reference.ReferencedSOPClassUID = original.SOPClassUID
     reference.ReferencedSOPInstanceUID = original.SOPInstanceUID
     derived.SourceImageSequence = Sequence([reference])
+    _shift_first_pixel(derived, original, scale)
     for holder in _spacing_holders(derived):
         for key in SPACINGS:
             if key in holder:
@@ -346,6 +349,57 @@ def _derive(derived: Any, original: Any, note: str, scale: int, uid: str) -> Non
     for key in ("SmallestImagePixelValue", "LargestImagePixelValue"):
         if key in derived:
             del derived[key]
+
+
+def _shift_first_pixel(derived: Any, original: Any, scale: int) -> None:
+    """Move each Image Position (Patient) of ``derived`` to the centre of the new first pixel: it is the centre
+    of the first pixel, and the new one, ``scale`` times smaller, shares the old one's top-left corner, so the
+    centre moves back by ``(1 - 1/scale) / 2`` of an old pixel along the row and the column directions. Done at
+    the top level (a classic image) and in every Plane Position of an enhanced object's functional groups,
+    whose orientation and spacing come from the same group, else the shared one; geometry read from
+    ``original`` (its spacing not yet scaled). Left as it is where orientation or spacing is missing."""
+    if scale == 1:
+        return
+    position = _shifted(original.get("ImagePositionPatient"), original.get("ImageOrientationPatient"),
+                        original.get("PixelSpacing"), scale)
+    if position is not None:
+        derived.ImagePositionPatient = position
+    shared = list(original.get("SharedFunctionalGroupsSequence") or [])[:1]
+    groups = zip([*shared, *(original.get("PerFrameFunctionalGroupsSequence") or [])],
+                 [*list(derived.get("SharedFunctionalGroupsSequence") or [])[:1],
+                  *(derived.get("PerFrameFunctionalGroupsSequence") or [])], strict=True)
+    for group, target in groups:
+        lookup = [group, *shared]
+        position = _shifted(_group_value(lookup[:1], "PlanePositionSequence", "ImagePositionPatient"),
+                            _group_value(lookup, "PlaneOrientationSequence", "ImageOrientationPatient"),
+                            _group_value(lookup, "PixelMeasuresSequence", "PixelSpacing"), scale)
+        if position is not None:
+            target.PlanePositionSequence[0].ImagePositionPatient = position
+
+
+def _group_value(groups: list[Any], sequence: str, keyword: str) -> Any:
+    """``keyword`` in the first item of ``sequence`` in the first of ``groups`` that has it, else None."""
+    for group in groups:
+        items = group.get(sequence)
+        if items and keyword in items[0]:
+            return items[0][keyword].value
+    return None
+
+
+def _shifted(position: Any, orientation: Any, spacing: Any, scale: int) -> list[str] | None:
+    """``position`` moved by ``-(1 - 1/scale) / 2`` of ``spacing[1]`` along the row direction (``orientation``'s
+    first three values) and of ``spacing[0]`` along the column direction (its last three), as DICOM decimal
+    strings (at most 16 characters); None when a value is missing or not a finite number of the right count."""
+    if position is None or orientation is None or spacing is None:
+        return None
+    values = [np.asarray([float(v) for v in value]) for value in (position, orientation, spacing)]
+    if [len(v) for v in values] != [3, 6, 2] or not all(np.isfinite(v).all() for v in values):
+        return None
+    (position, orientation, spacing), fraction = values, (1 - 1 / scale) / 2
+    moved = position - fraction * (orientation[:3] * spacing[1] + orientation[3:] * spacing[0])
+    from pydicom.valuerep import format_number_as_ds
+
+    return [format_number_as_ds(float(v)) for v in moved]
 
 
 def _derived_type(values: Any) -> list[str]:
