@@ -40,6 +40,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from . import kernels
 from .windowed import DEFAULT_CHUNK_TOKENS, run_blocks_chunked
 
 Upsampler = Literal["pixelshuffle", "pixelshuffledirect", "nearest+conv", ""]
@@ -207,6 +208,14 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, *, gelu: bool = False
         return _ONEDNN_LINEAR(x, weight, bias, "gelu" if gelu else "none", [], "none" if gelu else "")
     out = F.linear(x, weight, bias)
     return F.gelu(out) if gelu else out
+
+
+def inference_norm(norm: nn.LayerNorm, x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``norm(x)`` ready for a linear layer computing in ``dtype``: before bf16 matmuls, fp32 or bf16 tokens
+    are normalised and rounded to bf16 in one pass (:func:`swinir.kernels.layer_norm_bf16`). Inference only."""
+    if dtype == torch.bfloat16 and x.dtype in (torch.float32, torch.bfloat16):
+        return kernels.layer_norm_bf16(x, norm.weight, norm.bias, norm.eps)
+    return norm(x)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -417,24 +426,23 @@ class SwinTransformerBlock(nn.Module):
 
         The matmuls run in ``add``'s dtype (the compute precision: bf16 under bf16 inference) with weights
         converted once (:meth:`inference_weights`), not cast by autocast on every call; the residual stream
-        and LayerNorm stay in ``tokens``' dtype (fp32: on CPUs bf16 element-wise work measured slower, and
-        the sum of 36 blocks keeps its precision). The attention is :func:`matmul_window_attention`'s
-        arithmetic with fewer copies: q, k, v laid out by one permute, the scale and the additive term taken
-        by one ``baddbmm``; the linear layers fuse their bias and GELU (:func:`linear`)."""
+        stays in ``tokens``' dtype. The attention is :func:`matmul_window_attention`'s arithmetic with fewer
+        copies: q, k, v laid out by one permute, the scale and the additive term taken by one ``baddbmm``;
+        the linear layers fuse their bias and GELU (:func:`linear`). Under bf16 the softmax (in place) and
+        the LayerNorms (straight to bf16) are the compiled kernels of :mod:`swinir.kernels`, in fp32
+        arithmetic (PyTorch's formula where they are not built)."""
         attn = self.attn
         n = self.window_size**2
         windows, heads = tokens.shape[0] // n, attn.num_heads
         d = self.dim // heads
         qkv_w, qkv_b, proj_w, proj_b, fc1_w, fc1_b, fc2_w, fc2_b = self.inference_weights(add.dtype)
         with torch.autocast(tokens.device.type, enabled=False):
-            qkv = linear(self.norm1(tokens), qkv_w, qkv_b).view(windows, n, 3, heads, d).permute(2, 0, 3, 1, 4)
-            q, k, v = qkv.reshape(3, windows * heads, n, d)
-            logits = torch.baddbmm(add, q, k.transpose(1, 2), alpha=attn.scale)
-            weights = logits.softmax(dim=-1, dtype=torch.float32).to(v.dtype) if v.dtype == torch.float16 \
-                else logits.softmax(dim=-1)
+            qkv = linear(inference_norm(self.norm1, tokens, add.dtype), qkv_w, qkv_b)
+            q, k, v = qkv.view(windows, n, 3, heads, d).permute(2, 0, 3, 1, 4).reshape(3, windows * heads, n, d)
+            weights = kernels.softmax_(torch.baddbmm(add, q, k.transpose(1, 2), alpha=attn.scale))
             mixed = torch.bmm(weights, v).view(windows, heads, n, d).transpose(1, 2)
             tokens = tokens + linear(mixed.reshape(windows * n, self.dim), proj_w, proj_b)
-            hidden = linear(self.norm2(tokens), fc1_w, fc1_b, gelu=True)
+            hidden = linear(inference_norm(self.norm2, tokens, add.dtype), fc1_w, fc1_b, gelu=True)
             return tokens + linear(hidden, fc2_w, fc2_b)
 
     def inference_weights(self, dtype: torch.dtype) -> tuple[Tensor | None, ...]:
